@@ -1,0 +1,11 @@
+//go:build !unix
+
+package faultnet
+
+import "syscall"
+
+// drain reports ErrUnsupported: there is no portable non-blocking receive
+// outside Unix, so what the kernel holds at a close cannot be measured.
+func drain(_ syscall.RawConn, dst []byte, _ int) ([]byte, error) {
+	return dst, ErrUnsupported
+}

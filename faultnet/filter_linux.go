@@ -1,0 +1,40 @@
+package faultnet
+
+import (
+	"errors"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// dropAll is a classic BPF program that accepts no packet.
+var dropAll = []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+
+// attachDrop attaches a filter to the socket that drops every packet it
+// receives, before TCP processes it: nothing is acknowledged any more.
+func attachDrop(rc syscall.RawConn) error {
+	prog := unix.SockFprog{Len: uint16(len(dropAll)), Filter: &dropAll[0]}
+	return setsockopt(rc, "setsockopt SO_ATTACH_FILTER", func(fd int) error {
+		return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog)
+	})
+}
+
+// detachDrop removes the filter attached by attachDrop, if any.
+func detachDrop(rc syscall.RawConn) error {
+	err := setsockopt(rc, "setsockopt SO_DETACH_FILTER", func(fd int) error {
+		return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)
+	})
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return err
+}
+
+func setsockopt(rc syscall.RawConn, name string, f func(fd int) error) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = f(int(fd)) }); err != nil {
+		return err
+	}
+	return os.NewSyscallError(name, serr)
+}
