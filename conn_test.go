@@ -1,0 +1,493 @@
+package reconn_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/faultnet"
+	"go.uber.org/goleak"
+	"golang.org/x/net/nettest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testDialer returns a Dialer whose timeouts suit tests.
+func testDialer() *reconn.Dialer {
+	return &reconn.Dialer{
+		UserTimeout:    2 * time.Second,
+		RedialTimeout:  10 * time.Second,
+		MinBackoff:     2 * time.Millisecond,
+		MaxBackoff:     20 * time.Millisecond,
+		HandoffTimeout: time.Second,
+		FlushTimeout:   5 * time.Second,
+	}
+}
+
+// dial connects d to addr and closes the Conn when the test ends.
+func dial(t testing.TB, d *reconn.Dialer, addr net.Addr) *reconn.Conn {
+	t.Helper()
+	nc, err := d.Dial(addr.Network(), addr.String())
+	if err != nil {
+		t.Fatalf("Dial(%v) = %v", addr, err)
+	}
+	c := nc.(*reconn.Conn)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// testContext returns a context that ends with the test, or after a
+// minute, so that a broken wait fails instead of hanging.
+func testContext(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// send writes message seq of the given size.
+func send(t testing.TB, c net.Conn, buf []byte, seq, size int) []byte {
+	t.Helper()
+	buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, seq, size)
+	if n, err := c.Write(buf); err != nil || n != len(buf) {
+		t.Fatalf("Write(seq %d) = %d, %v; want %d, nil", seq, n, err, len(buf))
+	}
+	return buf
+}
+
+// finish closes c (which flushes) and waits until the server has accepted
+// every connection c made and read each to its end, so the report is final.
+func finish(t testing.TB, c *reconn.Conn, srv *faultnet.Server) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	ctx := testContext(t)
+	if err := srv.WaitConns(ctx, int(c.Stats().Dials)); err != nil {
+		t.Fatalf("WaitConns: %v", err)
+	}
+	if err := srv.WaitEOF(ctx); err != nil {
+		t.Fatalf("WaitEOF: %v", err)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	for _, reconnFirst := range []bool{true, false} {
+		name := "ReconnFirst"
+		if !reconnFirst {
+			name = "ReconnSecond"
+		}
+		t.Run(name, func(t *testing.T) {
+			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					return nil, nil, nil, err
+				}
+				defer ln.Close() // a redial would fail: none is expected
+				accepted := make(chan net.Conn, 1)
+				go func() {
+					sc, _ := ln.Accept()
+					accepted <- sc
+				}()
+				d := testDialer()
+				d.FlushTimeout = 500 * time.Millisecond
+				rc, err := d.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					<-accepted
+					return nil, nil, nil, err
+				}
+				sc := <-accepted
+				if sc == nil {
+					rc.Close()
+					return nil, nil, nil, errors.New("accept failed")
+				}
+				stop = func() {
+					rc.Close()
+					sc.Close()
+				}
+				if reconnFirst {
+					return rc, sc, stop, nil
+				}
+				return sc, rc, stop, nil
+			})
+		})
+	}
+}
+
+// TestCloseBetweenMessages is the seed scenario at a low rate: the server
+// closes the connection between messages, and nothing may be lost.
+func TestCloseBetweenMessages(t *testing.T) {
+	faults := []struct {
+		name  string
+		fault func(*faultnet.Server)
+	}{
+		{"FIN", (*faultnet.Server).FIN},
+		{"RST", (*faultnet.Server).RST},
+	}
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			srv := faultnet.NewServer(t)
+			c := dial(t, testDialer(), srv.Addr())
+			ctx := testContext(t)
+			const total, every = 1000, 100
+			var buf []byte
+			for seq := 0; seq < total; seq++ {
+				buf = send(t, c, buf, seq, 100)
+				if seq%every == every/2 {
+					// Between messages: the server has all so far.
+					if err := srv.WaitReceived(ctx, seq+1); err != nil {
+						t.Fatal(err)
+					}
+					f.fault(srv)
+				}
+			}
+			finish(t, c, srv)
+			r := srv.Report(total)
+			if r.Lost != 0 || r.Duplicated != 0 {
+				t.Errorf("lost %d, duplicated %d; want 0, 0\n%v", r.Lost, r.Duplicated, r)
+			}
+			if got, want := c.Stats().Redials, int64(total/every); got != want {
+				t.Errorf("Stats().Redials = %d; want %d", got, want)
+			}
+		})
+	}
+}
+
+// countingDialer records each dial attempt and reports it on a channel.
+type countingDialer struct {
+	d        net.Dialer
+	mu       sync.Mutex
+	attempts []time.Time
+	ch       chan struct{}
+}
+
+func newCountingDialer() *countingDialer {
+	return &countingDialer{ch: make(chan struct{}, 1000)}
+}
+
+func (cd *countingDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	cd.mu.Lock()
+	cd.attempts = append(cd.attempts, time.Now())
+	cd.mu.Unlock()
+	select {
+	case cd.ch <- struct{}{}:
+	default:
+	}
+	return cd.d.DialContext(ctx, network, address)
+}
+
+// wait waits for n more dial attempts.
+func (cd *countingDialer) wait(t testing.TB, n int) {
+	t.Helper()
+	ctx := testContext(t)
+	for i := 0; i < n; i++ {
+		select {
+		case <-cd.ch:
+		case <-ctx.Done():
+			t.Fatalf("waiting for dial attempt %d: %v", i+1, ctx.Err())
+		}
+	}
+}
+
+func (cd *countingDialer) times() []time.Time {
+	cd.mu.Lock()
+	defer cd.mu.Unlock()
+	return append([]time.Time(nil), cd.attempts...)
+}
+
+// TestListenerDownAndBack checks that a Write waits through an outage, and
+// that its dial attempts are spaced by the backoff.
+func TestListenerDownAndBack(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	cd := newCountingDialer()
+	d := testDialer()
+	d.Dialer = cd
+	d.MinBackoff = 10 * time.Millisecond
+	d.MaxBackoff = 40 * time.Millisecond
+	c := dial(t, d, srv.Addr())
+	cd.wait(t, 1)
+	var buf []byte
+	buf = send(t, c, buf, 0, 100)
+	if err := srv.WaitReceived(testContext(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Refuse(); err != nil {
+		t.Fatal(err)
+	}
+	srv.FIN()
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write(faultnet.AppendMessage(nil, faultnet.Newline, 1, 100))
+		done <- err
+	}()
+	const down = 6
+	cd.wait(t, down) // refused attempts
+	if err := srv.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Write across the outage = %v; want nil", err)
+	}
+	finish(t, c, srv)
+	if r := srv.Report(2); r.Lost != 0 {
+		t.Errorf("lost %d; want 0\n%v", r.Lost, r)
+	}
+
+	// Attempt 1 (after the first dial) is immediate; attempt n+1 waits
+	// at least half of MinBackoff·2^(n-1), capped at MaxBackoff.
+	at := cd.times()[1:]
+	for n := 1; n < len(at)-1 && n < down; n++ {
+		floor := min(d.MinBackoff<<(n-1), d.MaxBackoff) / 2
+		if gap := at[n+1].Sub(at[n]); gap < floor {
+			t.Errorf("gap before attempt %d = %v; want >= %v", n+1, gap, floor)
+		}
+	}
+	if s := c.Stats(); s.DialErrors < down-1 {
+		t.Errorf("Stats().DialErrors = %d; want >= %d", s.DialErrors, down-1)
+	}
+}
+
+// refusedConn returns a Conn whose server is down and whose next Write
+// will find the connection dead.
+func refusedConn(t *testing.T, d *reconn.Dialer) (*reconn.Conn, *countingDialer) {
+	t.Helper()
+	srv := faultnet.NewServer(t)
+	cd := newCountingDialer()
+	d.Dialer = cd
+	c := dial(t, d, srv.Addr())
+	if err := srv.Refuse(); err != nil {
+		t.Fatal(err)
+	}
+	srv.RST()
+	awaitReset(t, c)
+	return c, cd
+}
+
+// awaitReset waits until c's kernel has the server's reset: a Read returns
+// it.
+func awaitReset(t *testing.T, c *reconn.Conn) {
+	t.Helper()
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("Read after RST = %v; want ECONNRESET", err)
+	}
+}
+
+func TestCloseDuringRedial(t *testing.T) {
+	d := testDialer()
+	c, cd := refusedConn(t, d)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write([]byte("seq=0\n"))
+		done <- err
+	}()
+	cd.wait(t, 3) // the first dial and two redial attempts
+	if err := c.Close(); err != nil {
+		t.Errorf("Close() = %v; want nil", err)
+	}
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write during redial, then Close: %v; want net.ErrClosed", err)
+	}
+	if err := c.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second Close() = %v; want net.ErrClosed", err)
+	}
+}
+
+func TestDeadlineDuringRedial(t *testing.T) {
+	t.Run("set before", func(t *testing.T) {
+		c, _ := refusedConn(t, testDialer())
+		c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		_, err := c.Write([]byte("seq=0\n"))
+		checkRedialTimeout(t, err)
+	})
+	t.Run("set during", func(t *testing.T) {
+		c, cd := refusedConn(t, testDialer())
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Write([]byte("seq=0\n"))
+			done <- err
+		}()
+		cd.wait(t, 3)
+		c.SetWriteDeadline(time.Now()) // wakes the Write
+		checkRedialTimeout(t, <-done)
+	})
+}
+
+func checkRedialTimeout(t *testing.T, err error) {
+	t.Helper()
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("Write = %v; want a net.Error with Timeout() true", err)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Write = %v; want errors.Is(err, os.ErrDeadlineExceeded)", err)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Write = %v; want it to wrap the last dial error (ECONNREFUSED)", err)
+	}
+}
+
+func TestRedialLimit(t *testing.T) {
+	d := testDialer()
+	d.RedialTimeout = 100 * time.Millisecond
+	c, _ := refusedConn(t, d)
+	_, err := c.Write([]byte("seq=0\n"))
+	if !errors.Is(err, reconn.ErrRedialLimit) || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Write = %v; want ErrRedialLimit wrapping ECONNREFUSED", err)
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "write" {
+		t.Errorf("Write = %#v; want a *net.OpError with Op write", err)
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	c := dial(t, testDialer(), srv.Addr())
+	const writers, each = 8, 500
+	var wg sync.WaitGroup
+	ctx := testContext(t)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for i := 0; i < each; i++ {
+				buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, w*each+i, 64+w*16)
+				if _, err := c.Write(buf); err != nil {
+					t.Errorf("writer %d: Write = %v", w, err)
+					return
+				}
+			}
+		}()
+	}
+	// Break the connection twice while they write.
+	for k, fault := range []func(){srv.FIN, srv.RST} {
+		if err := srv.WaitReceived(ctx, (k+1)*writers*each/3); err != nil {
+			t.Fatal(err)
+		}
+		fault()
+	}
+	wg.Wait()
+	finish(t, c, srv)
+	r := srv.Report(writers * each)
+	if r.ClientLost != 0 || r.Received+r.Unavoidable != writers*each {
+		t.Errorf("client lost %d, received %d, unavoidable %d of %d\n%v", r.ClientLost, r.Received, r.Unavoidable, writers*each, r)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	c := dial(t, testDialer(), srv.Addr())
+	for _, b := range [][]byte{nil, {}} {
+		if n, err := c.Write(b); n != 0 || err != nil {
+			t.Errorf("Write(%v) = %d, %v; want 0, nil", b, n, err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	if _, err := c.Write([]byte("x\n")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write after Close = %v; want net.ErrClosed", err)
+	}
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Read after Close = %v; want net.ErrClosed", err)
+	}
+	if err := c.SetDeadline(time.Now()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("SetDeadline after Close = %v; want net.ErrClosed", err)
+	}
+	if err := c.Flush(context.Background()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Flush after Close = %v; want net.ErrClosed", err)
+	}
+
+	for _, network := range []string{"udp", "ip4:icmp", "unixgram", "unixpacket", ""} {
+		_, err := reconn.Dial(network, "127.0.0.1:1")
+		var une net.UnknownNetworkError
+		if !errors.As(err, &une) || !strings.Contains(err.Error(), "network "+network) {
+			t.Errorf("Dial(%q) = %v; want an UnknownNetworkError naming it", network, err)
+		}
+	}
+
+	// A port nobody listens on: take one, then close it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	if _, err := reconn.Dial("tcp", addr); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Dial(refused port) = %v; want ECONNREFUSED", err)
+	}
+
+	var dnsErr *net.DNSError
+	if _, err := reconn.Dial("tcp", "no-such-host.invalid:514"); !errors.As(err, &dnsErr) {
+		t.Errorf("Dial(unresolvable host) = %v; want a *net.DNSError", err)
+	}
+	if _, err := reconn.Dial("tcp", "127.0.0.1"); err == nil {
+		t.Errorf("Dial(address without port) = nil error")
+	}
+}
+
+// TestReadAcrossRedial checks that Read returns what the old peer sent,
+// io.EOF from the current peer, and goes on with the new connection after
+// a redial.
+func TestReadAcrossRedial(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	c := dial(t, testDialer(), srv.Addr())
+	ctx := testContext(t)
+	if err := srv.WaitConns(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	first := srv.Conns()[0]
+	if _, err := first.NetConn().Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	first.FIN()
+	got, err := io.ReadAll(c)
+	if string(got) != "hello" || err != nil {
+		t.Fatalf("ReadAll = %q, %v; want hello, nil (EOF)", got, err)
+	}
+	// The next Write finds the FIN and redials.
+	send(t, c, nil, 0, 32)
+	if err := srv.WaitConns(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	second := srv.Conns()[0]
+	if _, err := second.NetConn().Write([]byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "again" {
+		t.Fatalf("Read after redial = %q, %v; want again", buf, err)
+	}
+	if c.RemoteAddr().String() != srv.Addr().String() {
+		t.Errorf("RemoteAddr() = %v; want %v", c.RemoteAddr(), srv.Addr())
+	}
+}
+
+// TestDeadlinesCarryOver checks that a read deadline set before a redial
+// applies to the new connection.
+func TestDeadlinesCarryOver(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	c := dial(t, testDialer(), srv.Addr())
+	srv.RST()
+	awaitReset(t, c)
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	send(t, c, nil, 0, 32) // redials
+	if s := c.Stats(); s.Redials != 1 {
+		t.Fatalf("Stats().Redials = %d; want 1", s.Redials)
+	}
+	_, err := c.Read(make([]byte, 1))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Read on the new connection = %v; want the old deadline to apply", err)
+	}
+}

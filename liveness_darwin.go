@@ -1,0 +1,54 @@
+package reconn
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// On darwin the check is a peek. When bytes are waiting, or in CheckState
+// mode, TCP_CONNECTION_INFO gives the state; x/sys allocates that struct,
+// so the Write path only asks for it when a peek cannot answer.
+// Acknowledgements come from SO_NWRITE: the bytes still in the send buffer,
+// sent but unacknowledged ones included.
+
+const platformCheck = CheckPeek
+
+// darwin TCP states (netinet/tcp_fsm.h).
+const (
+	bsdClosed      = 0
+	bsdEstablished = 4
+	bsdCloseWait   = 5
+)
+
+type sysProbe struct {
+	peek [1]byte
+}
+
+func (p *probe) sense(fd uintptr) {
+	if p.op&opInit != 0 {
+		return // SO_NWRITE is relative to what is queued, so no preamble is needed
+	}
+	pending, err := 0, error(nil)
+	if p.op&opAcks != 0 {
+		pending, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NWRITE)
+	}
+	h, data := peek(fd, p.sys.peek[:])
+	p.h = h
+	if p.kind == sockTCP && h != broken && (data || p.op&opState != 0) {
+		info, ierr := unix.GetsockoptTCPConnectionInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_CONNECTION_INFO)
+		if ierr == nil {
+			p.h = stateHealth(uint32(info.State), bsdEstablished, bsdCloseWait, bsdClosed)
+		}
+	}
+	if p.op&opAcks != 0 && err == nil && p.h != broken {
+		p.ackedFromPending(int64(pending))
+	}
+}
+
+// setUserTimeout sets TCP_RXT_CONNDROPTIME, darwin's nearest equivalent of
+// TCP_USER_TIMEOUT: the connection drops after retransmitting for that many
+// seconds.
+func setUserTimeout(fd uintptr, d time.Duration) error {
+	return unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_RXT_CONNDROPTIME, ceilSeconds(d))
+}

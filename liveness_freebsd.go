@@ -1,0 +1,58 @@
+package reconn
+
+import (
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// On FreeBSD the check is a peek, with the first byte of struct tcp_info
+// (tcpi_state) when bytes are waiting or in CheckState mode.
+// Acknowledgements come from FIONWRITE: the bytes in the send buffer, sent
+// but unacknowledged ones included.
+
+const platformCheck = CheckPeek
+
+const (
+	// fionwrite is FIONWRITE, _IOR('f', 119, int) in sys/filio.h; x/sys
+	// does not define it.
+	fionwrite = 0x40046677
+
+	bsdClosed      = 0 // netinet/tcp_fsm.h
+	bsdEstablished = 4
+	bsdCloseWait   = 5
+)
+
+type sysProbe struct {
+	info    [256]byte // struct tcp_info; only tcpi_state, its first byte, is read
+	peek    [1]byte
+	pending int32
+}
+
+func (p *probe) sense(fd uintptr) {
+	if p.op&opInit != 0 {
+		return // FIONWRITE is relative to what is queued, so no preamble is needed
+	}
+	var errno unix.Errno
+	if p.op&opAcks != 0 {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, fionwrite, uintptr(unsafe.Pointer(&p.sys.pending)))
+	}
+	h, data := peek(fd, p.sys.peek[:])
+	p.h = h
+	if p.kind == sockTCP && h != broken && (data || p.op&opState != 0) {
+		n := uint32(len(p.sys.info))
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
+			uintptr(unsafe.Pointer(&p.sys.info[0])), uintptr(unsafe.Pointer(&n)), 0)
+		if e == 0 && n > 0 {
+			p.h = stateHealth(uint32(p.sys.info[0]), bsdEstablished, bsdCloseWait, bsdClosed)
+		}
+	}
+	if p.op&opAcks != 0 && errno == 0 && p.h != broken {
+		p.ackedFromPending(int64(p.sys.pending))
+	}
+}
+
+// setUserTimeout does nothing: FreeBSD has no per-socket user timeout.
+// Keepalive still finds a dead idle peer.
+func setUserTimeout(fd uintptr, d time.Duration) error { return nil }

@@ -1,0 +1,25 @@
+//go:build unix
+
+package reconn
+
+import "golang.org/x/sys/unix"
+
+// peek runs a 1-byte non-blocking MSG_PEEK recv on fd. Go's sockets are
+// non-blocking, so the call returns at once. Bytes waiting mean the peer is
+// alive and sending; but a FIN may be queued behind them, so callers ask for
+// the TCP state where the platform has one. The bytes stay in the socket for
+// the user's Read.
+func peek(fd uintptr, buf []byte) (h health, data bool) {
+	n, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_PEEK)
+	switch {
+	case err == unix.EAGAIN || err == unix.EWOULDBLOCK || err == unix.EINTR:
+		return healthy, false
+	case err != nil:
+		// ECONNRESET, ETIMEDOUT, EPIPE: the kernel already knows.
+		return broken, false
+	case n == 0:
+		return peerClosed, false
+	default:
+		return healthy, true
+	}
+}
