@@ -199,9 +199,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 			return n, err
 		}
 		// The connection failed. b goes again, whole, on the next one.
-		c.st.setLastErr(err)
-		c.st.deadByWrite.Add(1)
-		l.kill(broken, err)
+		c.died(l, broken, err, false)
 	}
 }
 
@@ -225,9 +223,21 @@ func (c *Conn) check(l *link) {
 		c.ring.trim(l.p.acked)
 	}
 	if l.p.h != healthy {
+		c.died(l, l.p.h, causeOf(l.p.h), true)
+	}
+}
+
+// died marks l dead and counts it.
+func (c *Conn) died(l *link, h health, cause error, byCheck bool) {
+	if l.state != healthy {
+		return
+	}
+	l.kill(h, cause)
+	c.st.setLastErr(cause)
+	if byCheck {
 		c.st.deadByCheck.Add(1)
-		l.kill(l.p.h, causeOf(l.p.h))
-		c.st.setLastErr(l.cause)
+	} else {
+		c.st.deadByWrite.Add(1)
 	}
 }
 
@@ -278,8 +288,8 @@ func (c *Conn) refresh(l *link) {
 	if l.p.ackOK {
 		c.ring.trim(l.p.acked)
 	}
-	if l.p.h != healthy && l.state == healthy {
-		l.kill(l.p.h, causeOf(l.p.h))
+	if l.p.h != healthy {
+		c.died(l, l.p.h, causeOf(l.p.h), true)
 	}
 }
 
@@ -396,7 +406,7 @@ func (c *Conn) replay(l *link) (int, error) {
 		}
 		if err != nil {
 			// A message may be cut on l: l cannot carry the stream on.
-			l.kill(broken, err)
+			c.died(l, broken, err, false)
 			c.st.resent(k, pos-c.ring.start)
 			return k, err
 		}
@@ -428,9 +438,10 @@ func (c *Conn) dial(w *waiter) (l *link, cut bool, err error) {
 	}
 	done := make(chan struct{})
 	defer close(done)
+	stop := w.stop // the goroutine must not capture w, or every Write would allocate it
 	go func() {
 		select {
-		case <-w.stop:
+		case <-stop:
 		case <-wake:
 		case <-c.ctx.Done():
 		case <-done:

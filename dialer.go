@@ -27,7 +27,8 @@ const (
 	// sent FIN, an error means it reset, and bytes waiting mean it is alive.
 	// Where bytes are waiting, Linux, darwin and FreeBSD also ask for the
 	// TCP state, since a FIN may be queued behind them. On Windows a peek
-	// would block, so CheckPeek acts as CheckState.
+	// would block, so CheckPeek acts as CheckState. On darwin, OpenBSD,
+	// illumos and AIX the peek goes through libc and allocates.
 	CheckPeek CheckMode = 1
 
 	// CheckState asks for the TCP state (Linux TCP_INFO, darwin

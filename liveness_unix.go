@@ -10,7 +10,7 @@ import "golang.org/x/sys/unix"
 // the TCP state where the platform has one. The bytes stay in the socket for
 // the user's Read.
 func peek(fd uintptr, buf []byte) (h health, data bool) {
-	n, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_PEEK)
+	n, err := recvPeek(fd, buf)
 	switch {
 	case err == unix.EAGAIN || err == unix.EWOULDBLOCK || err == unix.EINTR:
 		return healthy, false

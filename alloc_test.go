@@ -1,0 +1,53 @@
+package reconn_test
+
+import (
+	"net"
+	"testing"
+
+	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/faultnet"
+)
+
+// TestWriteAllocs checks that a Write in steady state allocates nothing,
+// in every check mode, with replay on and off.
+func TestWriteAllocs(t *testing.T) {
+	modes := []reconn.CheckMode{reconn.CheckDefault, reconn.CheckPeek, reconn.CheckState, reconn.CheckNone}
+	for _, mode := range modes {
+		for _, replay := range []int{0, -1} {
+			srv := faultnet.NewServer(t)
+			d := testDialer()
+			d.Check = mode
+			d.ReplayBuffer = replay
+			c := dial(t, d, srv.Addr())
+			msg := faultnet.AppendMessage(nil, faultnet.Newline, 0, 100)
+			// Warm up: let the replay ring grow to its working size.
+			for i := 0; i < 20000; i++ {
+				if _, err := c.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			allocs := testing.AllocsPerRun(5000, func() {
+				if _, err := c.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("check %v, replay %d: %v allocations per Write; want 0", mode, replay, allocs)
+			}
+		}
+	}
+}
+
+// TestPlainAllocsBaseline shows the comparison: a plain TCP write.
+func TestPlainAllocsBaseline(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	c, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := faultnet.AppendMessage(nil, faultnet.Newline, 0, 100)
+	if a := testing.AllocsPerRun(1000, func() { c.Write(msg) }); a != 0 {
+		t.Errorf("plain Write allocates %v", a)
+	}
+}

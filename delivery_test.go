@@ -1,0 +1,296 @@
+package reconn_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/faultnet"
+)
+
+// stream writes total messages of size bytes at full speed to c, and
+// applies fault once the server has processed cut of them. It returns the
+// server's final report.
+func stream(t *testing.T, c *reconn.Conn, srv *faultnet.Server, total, size, cut int, fault func()) faultnet.Report {
+	t.Helper()
+	ctx := testContext(t)
+	faulted := make(chan error, 1)
+	go func() {
+		err := srv.WaitReceived(ctx, cut)
+		if err == nil {
+			fault()
+		}
+		faulted <- err
+	}()
+	var buf []byte
+	for seq := 0; seq < total; seq++ {
+		buf = send(t, c, buf, seq, size)
+	}
+	if err := <-faulted; err != nil {
+		t.Fatalf("waiting for message %d before the fault: %v", cut, err)
+	}
+	finish(t, c, srv)
+	return srv.Report(total)
+}
+
+// cutPoints returns n cut points spread over the first part of a stream.
+func cutPoints(total, n int) []int {
+	cuts := make([]int, n)
+	for i := range cuts {
+		cuts[i] = total/10 + i*(total/2)/n
+	}
+	return cuts
+}
+
+// requireExact skips the assertion part of a test whose report could not be
+// measured exactly (the freeze needs CAP_NET_ADMIN).
+func exactOrSkip(t *testing.T, r faultnet.Report) {
+	t.Helper()
+	if !r.Exact {
+		t.Skipf("the unread-at-close set was not measured exactly (needs CAP_NET_ADMIN for the socket filter): %v", r)
+	}
+}
+
+// TestAbruptCloseMidStream resets the server in the middle of a full-speed
+// stream, at many cut points. Every lost message must be one that the
+// server's kernel had acknowledged but the server never read.
+func TestAbruptCloseMidStream(t *testing.T) {
+	const total, size = 20000, 100
+	var lost, unavoidable, dup, resent int
+	for _, cut := range cutPoints(total, 12) {
+		srv := faultnet.NewServer(t)
+		c := dial(t, testDialer(), srv.Addr())
+		r := stream(t, c, srv, total, size, cut, srv.RST)
+		exactOrSkip(t, r)
+		if r.ClientLost != 0 {
+			t.Errorf("cut %d: %d messages lost outside the unread set\n%v", cut, r.ClientLost, r)
+		}
+		lost += r.Lost
+		unavoidable += r.Unavoidable
+		dup += r.Duplicated
+		resent += int(c.Stats().ResentMessages)
+	}
+	t.Logf("12 resets in %d-message streams: lost %d, all unavoidable: %d; duplicated %d; re-sent %d", total, lost, unavoidable, dup, resent)
+}
+
+// TestGracefulDrain half-closes the server in mid-stream; the server keeps
+// reading. Nothing may be lost or duplicated.
+func TestGracefulDrain(t *testing.T) {
+	const total, size = 20000, 100
+	for _, cut := range cutPoints(total, 8) {
+		srv := faultnet.NewServer(t)
+		c := dial(t, testDialer(), srv.Addr())
+		r := stream(t, c, srv, total, size, cut, srv.HalfClose)
+		if r.Lost != 0 || r.Duplicated != 0 {
+			t.Errorf("cut %d: lost %d, duplicated %d; want 0, 0\n%v", cut, r.Lost, r.Duplicated, r)
+		}
+		// With nothing unacknowledged at the FIN there is nothing to
+		// hand off, so Handoffs may be 0.
+		if s := c.Stats(); s.Handoffs > 1 || s.Redials != 1 {
+			t.Errorf("cut %d: Stats() = %+v; want at most 1 handoff, 1 redial", cut, s)
+		}
+	}
+}
+
+// TestBlackhole makes the server's kernel stop acknowledging in mid-stream.
+// With a 1 s UserTimeout the Conn finds out, redials and replays; Close
+// included, everything arrives within a few seconds.
+func TestBlackhole(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	d := testDialer()
+	d.UserTimeout = time.Second
+	c := dial(t, d, srv.Addr())
+	start := time.Now()
+	var berr error
+	r := stream(t, c, srv, 20000, 100, 5000, func() { berr = srv.Blackhole() })
+	if berr != nil {
+		if errors.Is(berr, os.ErrPermission) || errors.Is(berr, faultnet.ErrUnsupported) {
+			t.Skipf("Blackhole: %v", berr)
+		}
+		t.Fatal(berr)
+	}
+	took := time.Since(start)
+	if r.Lost != 0 {
+		t.Errorf("lost %d; want 0\n%v", r.Lost, r)
+	}
+	if took > 15*time.Second {
+		t.Errorf("stream with a blackhole took %v; want a few seconds (UserTimeout 1s)", took)
+	}
+	s := c.Stats()
+	if s.Redials < 1 {
+		t.Errorf("Stats().Redials = %d; want >= 1", s.Redials)
+	}
+	t.Logf("blackhole: %v; took %v; %d re-sent; duplicated %d", s.LastError, took.Round(time.Millisecond), s.ResentMessages, r.Duplicated)
+}
+
+// TestManyRestarts restarts the server five times within one long stream.
+func TestManyRestarts(t *testing.T) {
+	const total, size, restarts = 60000, 100, 5
+	srv := faultnet.NewServer(t)
+	c := dial(t, testDialer(), srv.Addr())
+	ctx := testContext(t)
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= restarts; i++ {
+			if err := srv.WaitReceived(ctx, i*total/(restarts+2)); err != nil {
+				done <- err
+				return
+			}
+			if err := srv.Restart(20 * time.Millisecond); err != nil {
+				done <- err
+				return
+			}
+			if err := srv.WaitEvent(ctx, faultnet.EventListening, i); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var buf []byte
+	for seq := 0; seq < total; seq++ {
+		buf = send(t, c, buf, seq, size)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	finish(t, c, srv)
+	r := srv.Report(total)
+	exactOrSkip(t, r)
+	if r.ClientLost != 0 {
+		t.Errorf("%d messages lost outside the unread sets\n%v", r.ClientLost, r)
+	}
+	if s := c.Stats(); s.Redials != restarts {
+		t.Errorf("Stats().Redials = %d; want %d", s.Redials, restarts)
+	}
+	t.Logf("%d restarts: %v", restarts, r)
+}
+
+// retryOnce is what log/syslog does: on a write error, redial and write
+// the message again, once.
+type retryOnce struct {
+	addr string
+	c    net.Conn
+}
+
+func (r *retryOnce) Write(b []byte) (int, error) {
+	if r.c != nil {
+		if n, err := r.c.Write(b); err == nil {
+			return n, nil
+		}
+		r.c.Close()
+	}
+	c, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		return 0, err
+	}
+	r.c = c
+	return c.Write(b)
+}
+
+func (r *retryOnce) Close() error { return r.c.Close() }
+
+// TestCompare prints the same table for three clients across a server
+// restart in mid-stream (every connection reset, the port down for 100 ms):
+// log/syslog's retry-once, reconn's check with replay off, and reconn with
+// its defaults. A message whose Write fails is dropped, as log/syslog
+// drops it. Run it with -v to see the table.
+func TestCompare(t *testing.T) {
+	const total, size, runs = 20000, 100, 6
+	type row struct {
+		name                                         string
+		sent, received, lost, unavoid, dup, errs int
+	}
+	var rows []row
+	clients := []struct {
+		name string
+		dial func(addr string) (interface {
+			Write([]byte) (int, error)
+			Close() error
+		}, error)
+	}{
+		{"plain, retry once", func(addr string) (interface {
+			Write([]byte) (int, error)
+			Close() error
+		}, error) {
+			return &retryOnce{addr: addr}, nil
+		}},
+		{"reconn, replay off", func(addr string) (interface {
+			Write([]byte) (int, error)
+			Close() error
+		}, error) {
+			d := testDialer()
+			d.ReplayBuffer = -1
+			return d.Dial("tcp", addr)
+		}},
+		{"reconn", func(addr string) (interface {
+			Write([]byte) (int, error)
+			Close() error
+		}, error) {
+			return testDialer().Dial("tcp", addr)
+		}},
+	}
+	exact := true
+	for _, cl := range clients {
+		rw := row{name: cl.name}
+		for _, cut := range cutPoints(total, runs) {
+			srv := faultnet.NewServer(t)
+			w, err := cl.dial(srv.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := testContext(t)
+			faulted := make(chan error, 1)
+			go func() {
+				err := srv.WaitReceived(ctx, cut)
+				if err == nil {
+					err = srv.Restart(100 * time.Millisecond)
+				}
+				faulted <- err
+			}()
+			var buf []byte
+			for seq := 0; seq < total; seq++ {
+				buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, seq, size)
+				if _, err := w.Write(buf); err != nil {
+					rw.errs++
+				}
+			}
+			if err := <-faulted; err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			if err := srv.WaitConns(ctx, 2); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.WaitEOF(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r := srv.Report(total)
+			exact = exact && r.Exact
+			rw.sent += r.Sent
+			rw.received += r.Received
+			rw.lost += r.Lost
+			rw.unavoid += r.Unavoidable
+			rw.dup += r.Duplicated
+		}
+		rows = append(rows, rw)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d runs of %d messages of %d bytes, server restarted in mid-stream (down 100 ms):\n", runs, total, size)
+	fmt.Fprintf(&b, "%-20s %9s %9s %7s %7s %7s %11s %12s\n", "client", "sent", "received", "lost", "lost%", "unavoid", "duplicated", "write errors")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-20s %9d %9d %7d %6.2f%% %7d %11d %12d\n", r.name, r.sent, r.received, r.lost, 100*float64(r.lost)/float64(r.sent), r.unavoid, r.dup, r.errs)
+	}
+	t.Log("\n" + b.String())
+	if !exact {
+		t.Skip("unread sets not measured exactly (needs CAP_NET_ADMIN); not asserting")
+	}
+	if got := rows[2]; got.lost != got.unavoid || got.errs != 0 {
+		t.Errorf("reconn lost %d messages, %d of them unavoidable, %d write errors; want all unavoidable, no errors", got.lost, got.unavoid, got.errs)
+	}
+}
