@@ -203,7 +203,7 @@ func (r *retryOnce) Close() error { return r.c.Close() }
 func TestCompare(t *testing.T) {
 	const total, size, runs = 20000, 100, 6
 	type row struct {
-		name                                         string
+		name                                     string
 		sent, received, lost, unavoid, dup, errs int
 	}
 	var rows []row
