@@ -294,3 +294,75 @@ func TestCompare(t *testing.T) {
 		t.Errorf("reconn lost %d messages, %d of them unavoidable, %d write errors; want all unavoidable, no errors", got.lost, got.unavoid, got.errs)
 	}
 }
+
+// fillUntilTimeout writes 1 KiB messages until the write deadline stops
+// it, and returns how many went.
+func fillUntilTimeout(t *testing.T, c *reconn.Conn, d time.Duration) int {
+	t.Helper()
+	c.SetWriteDeadline(time.Now().Add(d))
+	var buf []byte
+	for seq := 0; ; seq++ {
+		buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, seq, 1024)
+		n, err := c.Write(buf)
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Write = %v; want a timeout", err)
+			}
+			if n != 0 {
+				t.Logf("last Write went in part: %d of %d bytes", n, len(buf))
+			}
+			return seq
+		}
+	}
+}
+
+// TestCloseUnconfirmed checks that Close, when it cannot wait for the
+// acknowledgements, says how many messages are unconfirmed.
+func TestCloseUnconfirmed(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	c := dial(t, testDialer(), srv.Addr())
+	if err := srv.WaitConns(testContext(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause() // the receive window closes: nothing more is acknowledged
+	sent := fillUntilTimeout(t, c, 200*time.Millisecond)
+	err := c.Close() // the write deadline has passed: no wait
+	var ue *reconn.UnconfirmedError
+	if !errors.As(err, &ue) || ue.Messages <= 0 || ue.Messages > sent || ue.Bytes <= 0 {
+		t.Fatalf("Close() = %v; want an UnconfirmedError counting 1 to %d messages", err, sent)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Close() = %v; want it to wrap os.ErrDeadlineExceeded", err)
+	}
+	t.Logf("%d of %d messages unconfirmed (%d bytes)", ue.Messages, sent, ue.Bytes)
+}
+
+// TestReplayBufferBound checks that a full replay buffer makes Write wait
+// for acknowledgements, up to its deadline, and that nothing is dropped.
+func TestReplayBufferBound(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	d := testDialer()
+	d.ReplayBuffer = 64 << 10
+	c := dial(t, d, srv.Addr())
+	if err := srv.WaitConns(testContext(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	sent := fillUntilTimeout(t, c, 200*time.Millisecond)
+	srv.Resume()
+	c.SetWriteDeadline(time.Time{})
+	var buf []byte
+	for seq := sent; seq < sent+100; seq++ {
+		buf = send(t, c, buf, seq, 1024)
+	}
+	finish(t, c, srv)
+	// The message whose Write timed out may have gone in part; the
+	// stream still holds exactly what each Write reported.
+	r := srv.Report(sent + 100)
+	if r.Lost != 0 || r.Duplicated != 0 {
+		t.Errorf("lost %d, duplicated %d; want 0, 0\n%v", r.Lost, r.Duplicated, r)
+	}
+	if r.Invalid > 1 {
+		t.Errorf("%d invalid frames; want at most the one cut by the timeout", r.Invalid)
+	}
+}

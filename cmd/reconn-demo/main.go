@@ -1,0 +1,537 @@
+// Command reconn-demo streams numbered messages through TCP faults and shows,
+// for each client, how many messages the server never got.
+//
+// Usage:
+//
+//	reconn-demo [flags]
+//
+// With no flags it starts a local faultnet server for each run, streams
+// 50000 messages of 100 bytes at full speed, and once the server has read a
+// third of them applies one fault:
+//
+//	fin        the server closes (FIN)
+//	rst        the server dies abruptly (RST)
+//	drain      the server sends FIN and keeps reading (half-close)
+//	restart    the server is down for 200 ms, then listens again
+//	blackhole  the server's kernel stops acknowledging (needs root on Linux;
+//	           skipped with a note otherwise)
+//
+// Each fault is run with three clients:
+//
+//	plain+retry  a net.Conn that, on a write error, closes, redials and
+//	             writes the message once more, as log/syslog does; a
+//	             message that fails again is dropped. It uses a 1 s write
+//	             deadline so that a blackhole ends.
+//	check only   reconn with replay off (ReplayBuffer -1)
+//	reconn       reconn with its defaults
+//
+// Both reconn clients use UserTimeout 1s and MinBackoff 10ms, MaxBackoff
+// 100ms. The program prints one table: messages sent, received, lost, how
+// many of the lost were unavoidable (acknowledged by the server's kernel but
+// never read by the server), duplicated, redials, write errors and the
+// time of each run.
+//
+// Flags:
+//
+//	-n N          messages per run (default 50000)
+//	-size B       bytes per message, newline included (default 100)
+//	-rate R       messages per second; 0 is full speed (default 0)
+//	-faults LIST  comma-separated faults (default fin,rst,drain,restart,blackhole)
+//	-clients LIST comma-separated clients: plain, check, reconn (default all)
+//	-addr H:P     stream to a real server instead, such as an rsyslog imtcp
+//	              port, with the reconn client unless -clients says
+//	              otherwise, and print live counters once a second while you
+//	              restart the server yourself. The program cannot see the
+//	              server side, so there is no loss report. In this mode -rate
+//	              defaults to 1000.
+//
+// A progress bar is shown on stderr when both stdout and stderr are
+// terminals. Bad flags exit with status 2, other failures with status 1.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/faultnet"
+)
+
+var allFaults = []string{"fin", "rst", "drain", "restart", "blackhole"}
+
+// clientKinds maps the accepted -clients names to the names shown.
+var clientKinds = []struct{ key, name string }{
+	{"plain", "plain+retry"},
+	{"check", "check only"},
+	{"reconn", "reconn"},
+}
+
+const (
+	userTimeout   = time.Second
+	plainDeadline = time.Second
+	restartDown   = 200 * time.Millisecond
+	waitTimeout   = 30 * time.Second
+)
+
+type options struct {
+	n, size, rate int
+	faults        []string
+	clients       []string // display names
+	addr          string
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func main() {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "reconn-demo: %v\nRun 'reconn-demo -h' for usage.\n", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "reconn-demo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if o.addr != "" {
+		return runAddr(ctx, o, stdout)
+	}
+	return runLocal(ctx, o, stdout, stderr)
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("reconn-demo", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.IntVar(&o.n, "n", 50000, "messages per run")
+	fs.IntVar(&o.size, "size", 100, "bytes per message, newline included")
+	fs.IntVar(&o.rate, "rate", 0, "messages per second (0 = full speed; 1000 with -addr)")
+	faults := fs.String("faults", strings.Join(allFaults, ","), "comma-separated faults: fin, rst, drain, restart, blackhole")
+	clients := fs.String("clients", "", "comma-separated clients: plain, check, reconn (default all; reconn with -addr)")
+	fs.StringVar(&o.addr, "addr", "", "stream to this host:port instead of the built-in server; no report")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "Usage: reconn-demo [flags]")
+			fs.PrintDefaults()
+			return o, err
+		}
+		return o, usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return o, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if o.n < 1 {
+		return o, usageError{fmt.Sprintf("-n %d: need at least 1 message", o.n)}
+	}
+	if min := len(faultnet.AppendMessage(nil, faultnet.Newline, o.n-1, 0)); o.size < min {
+		return o, usageError{fmt.Sprintf("-size %d: messages up to seq=%d need at least %d bytes", o.size, o.n-1, min)}
+	}
+	if o.rate < 0 {
+		return o, usageError{fmt.Sprintf("-rate %d: must be 0 (full speed) or more", o.rate)}
+	}
+	rateSet := false
+	fs.Visit(func(f *flag.Flag) { rateSet = rateSet || f.Name == "rate" })
+	if o.addr != "" && !rateSet {
+		o.rate = 1000
+	}
+	for _, f := range splitList(*faults) {
+		if !contains(allFaults, f) {
+			return o, usageError{fmt.Sprintf("-faults: unknown fault %q (want %s)", f, strings.Join(allFaults, ", "))}
+		}
+		o.faults = append(o.faults, f)
+	}
+	if len(o.faults) == 0 && o.addr == "" {
+		return o, usageError{"-faults: empty list"}
+	}
+	list := *clients
+	if list == "" {
+		list = "plain,check,reconn"
+		if o.addr != "" {
+			list = "reconn"
+		}
+	}
+	for _, c := range splitList(list) {
+		name := ""
+		for _, k := range clientKinds {
+			if c == k.key || c == k.name {
+				name = k.name
+			}
+		}
+		if name == "" {
+			return o, usageError{fmt.Sprintf("-clients: unknown client %q (want plain, check, reconn)", c)}
+		}
+		o.clients = append(o.clients, name)
+	}
+	if len(o.clients) == 0 {
+		return o, usageError{"-clients: empty list"}
+	}
+	if o.addr != "" {
+		if _, _, err := net.SplitHostPort(o.addr); err != nil {
+			return o, usageError{fmt.Sprintf("-addr %q: %v", o.addr, err)}
+		}
+	}
+	return o, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.ToLower(strings.TrimSpace(f)); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// counters is what a client reports while it streams.
+type counters struct {
+	dials, redials, resent int64
+	lastErr                error
+}
+
+type client interface {
+	Write([]byte) (int, error)
+	Close() error
+	counters() counters
+}
+
+// dialClient connects the named client to addr.
+func dialClient(ctx context.Context, name, addr string) (client, error) {
+	if name == "plain+retry" {
+		p := &plainClient{addr: addr}
+		if err := p.dial(); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+	d := &reconn.Dialer{
+		UserTimeout: userTimeout,
+		MinBackoff:  10 * time.Millisecond,
+		MaxBackoff:  100 * time.Millisecond,
+	}
+	if name == "check only" {
+		d.ReplayBuffer = -1
+	}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return reconnClient{c.(*reconn.Conn)}, nil
+}
+
+type reconnClient struct{ *reconn.Conn }
+
+func (c reconnClient) counters() counters {
+	s := c.Stats()
+	return counters{dials: s.Dials, redials: s.Redials, resent: s.ResentMessages, lastErr: s.LastError}
+}
+
+// plainClient writes to a net.Conn; on a write error it closes, redials and
+// writes the message once more.
+type plainClient struct {
+	addr string
+	c    net.Conn
+
+	mu sync.Mutex
+	n  counters
+}
+
+func (p *plainClient) dial() error {
+	c, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.n.lastErr = err
+		return err
+	}
+	p.c = c
+	p.n.dials++
+	if p.n.dials > 1 {
+		p.n.redials++
+	}
+	return nil
+}
+
+func (p *plainClient) write(b []byte) (int, error) {
+	p.c.SetWriteDeadline(time.Now().Add(plainDeadline))
+	return p.c.Write(b)
+}
+
+func (p *plainClient) Write(b []byte) (int, error) {
+	if p.c != nil {
+		n, err := p.write(b)
+		if err == nil {
+			return n, nil
+		}
+		p.mu.Lock()
+		p.n.lastErr = err
+		p.mu.Unlock()
+		p.c.Close()
+		p.c = nil
+	}
+	if err := p.dial(); err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	p.n.resent++
+	p.mu.Unlock()
+	n, err := p.write(b)
+	if err != nil {
+		p.mu.Lock()
+		p.n.lastErr = err
+		p.mu.Unlock()
+	}
+	return n, err
+}
+
+func (p *plainClient) Close() error {
+	if p.c == nil {
+		return nil
+	}
+	err := p.c.Close()
+	p.c = nil
+	return err
+}
+
+func (p *plainClient) counters() counters {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// stream writes o.n numbered messages to c, paced by o.rate, and counts
+// the failed writes. written is updated as it goes.
+func stream(ctx context.Context, o options, c client, written, errs *atomic.Int64) error {
+	start := time.Now()
+	var buf []byte
+	for seq := 0; seq < o.n; seq++ {
+		if seq%256 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if o.rate > 0 {
+			next := start.Add(time.Duration(seq) * time.Second / time.Duration(o.rate))
+			if d := time.Until(next); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, seq, o.size)
+		if _, err := c.Write(buf); err != nil {
+			errs.Add(1)
+		}
+		written.Store(int64(seq + 1))
+	}
+	return nil
+}
+
+// row is one line of the table.
+type row struct {
+	fault, client string
+	r             faultnet.Report
+	redials       int64
+	errs          int64
+	took          time.Duration
+	note          string
+}
+
+// faultError is a failure to apply the fault itself.
+type faultError struct{ err error }
+
+func (e faultError) Error() string { return e.err.Error() }
+
+func applyFault(srv *faultnet.Server, fault string) error {
+	switch fault {
+	case "fin":
+		srv.FIN()
+	case "rst":
+		srv.RST()
+	case "drain":
+		srv.HalfClose()
+	case "restart":
+		if err := srv.Restart(restartDown); err != nil {
+			return faultError{err}
+		}
+	case "blackhole":
+		if err := srv.Blackhole(); err != nil {
+			return faultError{err}
+		}
+	}
+	return nil
+}
+
+// runOne streams to a fresh server, applies fault once a third of the
+// messages were read, and returns the server's report.
+func runOne(ctx context.Context, o options, fault, name string, prog *progress) (row, error) {
+	rw := row{fault: fault, client: name}
+	srv, err := faultnet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return rw, err
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	start := time.Now()
+	c, err := dialClient(ctx, name, srv.Addr().String())
+	if err != nil {
+		return rw, fmt.Errorf("%s: dial: %w", name, err)
+	}
+	faulted := make(chan error, 1)
+	go func() {
+		err := srv.WaitReceived(ctx, o.n/3)
+		if err == nil {
+			err = applyFault(srv, fault)
+		}
+		faulted <- err
+	}()
+	var errs atomic.Int64
+	prog.begin(fault+" / "+name, o.n)
+	serr := stream(ctx, o, c, &prog.written, &errs)
+	prog.end()
+	if serr != nil {
+		c.Close()
+		return rw, serr
+	}
+	if err := <-faulted; err != nil {
+		c.Close()
+		if fe, ok := err.(faultError); ok {
+			return rw, fe
+		}
+		return rw, fmt.Errorf("waiting for the server to read %d messages: %w", o.n/3, err)
+	}
+	if err := c.Close(); err != nil {
+		var ue *reconn.UnconfirmedError
+		if errors.As(err, &ue) {
+			rw.note = fmt.Sprintf("%s/%s: Close: %d messages unconfirmed", fault, name, ue.Messages)
+		}
+	}
+	n := c.counters()
+	wctx, wcancel := context.WithTimeout(ctx, waitTimeout)
+	defer wcancel()
+	if err := srv.WaitConns(wctx, int(n.dials)); err != nil {
+		// A connection can complete its handshake just before the listener
+		// closes and never be accepted; report it and go on.
+		rw.note = fmt.Sprintf("%s/%s: server accepted %d of %d connections", fault, name, len(srv.Report(0).Conns), n.dials)
+	}
+	if err := srv.WaitEOF(wctx); err != nil {
+		return rw, fmt.Errorf("%s/%s: waiting for the server to read to the end: %w", fault, name, err)
+	}
+	rw.r = srv.Report(o.n)
+	rw.redials = n.redials
+	rw.errs = errs.Load()
+	rw.took = time.Since(start)
+	return rw, nil
+}
+
+func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	prog := newProgress(stderr, len(o.faults)*len(o.clients))
+	var rows []row
+	start := time.Now()
+	for _, fault := range o.faults {
+		for _, name := range o.clients {
+			rw, err := runOne(ctx, o, fault, name, prog)
+			var fe faultError
+			if errors.As(err, &fe) && fault == "blackhole" {
+				fmt.Fprintf(stdout, "blackhole: skipped: %v\n", fe.err)
+				prog.skip(len(o.clients) - 1)
+				break
+			}
+			if err != nil {
+				return err
+			}
+			rows = append(rows, rw)
+		}
+	}
+	printTable(stdout, o, rows, time.Since(start))
+	return nil
+}
+
+// runAddr streams to a server the program does not control and prints
+// live counters once a second.
+func runAddr(ctx context.Context, o options, stdout io.Writer) error {
+	pace := "full speed"
+	if o.rate > 0 {
+		pace = fmt.Sprintf("%d/s", o.rate)
+	}
+	fmt.Fprintf(stdout, "Streaming %d messages of %d bytes (seq=0..%d, newline-framed, %s) to %s.\n", o.n, o.size, o.n-1, pace, o.addr)
+	fmt.Fprintln(stdout, "Restart or kill the server while it runs. The program cannot see the server side,")
+	fmt.Fprintln(stdout, "so there is no loss report: count the seq= numbers the server stored.")
+	for _, name := range o.clients {
+		c, err := dialClient(ctx, name, o.addr)
+		if err != nil {
+			return fmt.Errorf("%s: dial %s: %w", name, o.addr, err)
+		}
+		fmt.Fprintf(stdout, "\nclient %s:\n", name)
+		var written, errs atomic.Int64
+		done := make(chan error, 1)
+		go func() { done <- stream(ctx, o, c, &written, &errs) }()
+		start := time.Now()
+		line := func() {
+			n := c.counters()
+			last := "none"
+			if n.lastErr != nil {
+				last = n.lastErr.Error()
+			}
+			fmt.Fprintf(stdout, "%6.1fs  written %d/%d  redials %d  re-sent %d  write errors %d  last error: %s\n",
+				time.Since(start).Seconds(), written.Load(), o.n, n.redials, n.resent, errs.Load(), last)
+		}
+		tick := time.NewTicker(time.Second)
+		var serr error
+	loop:
+		for {
+			select {
+			case serr = <-done:
+				break loop
+			case <-tick.C:
+				line()
+			}
+		}
+		tick.Stop()
+		cerr := c.Close()
+		line()
+		if cerr != nil {
+			fmt.Fprintf(stdout, "Close: %v\n", cerr)
+		}
+		if errors.Is(serr, context.Canceled) {
+			fmt.Fprintln(stdout, "interrupted")
+			return nil
+		}
+		if serr != nil {
+			return serr
+		}
+	}
+	return nil
+}

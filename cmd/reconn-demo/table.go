@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// printTable writes the rows and a legend.
+func printTable(w io.Writer, o options, rows []row, total time.Duration) {
+	exact := true
+	blackhole := false
+	for _, r := range rows {
+		exact = exact && r.r.Exact
+		blackhole = blackhole || r.fault == "blackhole"
+	}
+	unavoid := "unavoidable"
+	if !exact {
+		unavoid += "*"
+	}
+	pace := "full speed"
+	if o.rate > 0 {
+		pace = fmt.Sprintf("%d messages/s", o.rate)
+	}
+	fmt.Fprintf(w, "%d messages of %d bytes per run, %s, fault after the server read %d:\n\n", o.n, o.size, pace, o.n/3)
+	const format = "%-10s %-12s %7v %9v %7v %12v %11v %8v %13v %7v\n"
+	fmt.Fprintf(w, format, "fault", "client", "sent", "received", "lost", unavoid, "duplicated", "redials", "write errors", "time")
+	fmt.Fprintln(w, strings.Repeat("-", 106))
+	prev := ""
+	var notes []string
+	for _, r := range rows {
+		if prev != "" && r.fault != prev {
+			fmt.Fprintln(w)
+		}
+		prev = r.fault
+		fmt.Fprintf(w, format, r.fault, r.client, r.r.Sent, r.r.Received, r.r.Lost, r.r.Unavoidable,
+			r.r.Duplicated, r.redials, r.errs, r.took.Round(10*time.Millisecond))
+		if r.note != "" {
+			notes = append(notes, r.note)
+		}
+		if r.client == "reconn" && r.r.Lost != r.r.Unavoidable {
+			notes = append(notes, fmt.Sprintf("%s/reconn: lost %d but only %d unavoidable: %d lost by the client, first seqs %v",
+				r.fault, r.r.Lost, r.r.Unavoidable, r.r.ClientLost, firstSeqs(r.r.LostSeqs, 10)))
+		}
+	}
+	fmt.Fprintf(w, "\ntotal time %v\n\n", total.Round(10*time.Millisecond))
+	fmt.Fprintln(w, "unavoidable: lost messages that the server's kernel had acknowledged but the server never read")
+	fmt.Fprintln(w, "  before it closed; no TCP client can save those without acknowledgements from the application")
+	fmt.Fprintln(w, "  (RELP or similar). lost - unavoidable is what the client lost itself: for reconn, lost should equal unavoidable.")
+	if blackhole {
+		fmt.Fprintln(w, "plain+retry uses a 1 s write deadline so that it gets past a blackhole; the reconn clients use UserTimeout 1s.")
+	}
+	if !exact {
+		fmt.Fprintln(w, "* approximate: the server's socket could not be frozen before a reset (needs root or CAP_NET_ADMIN),")
+		fmt.Fprintln(w, "  so messages that arrived during the reset may be counted as lost by the client.")
+	}
+	for _, n := range notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+}
+
+func firstSeqs(s []int, n int) []int {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
