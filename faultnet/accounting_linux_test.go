@@ -2,10 +2,14 @@ package faultnet_test
 
 import (
 	"errors"
+	"net"
 	"slices"
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/reconn/reconn/faultnet"
 )
@@ -119,4 +123,104 @@ func equalReports(a, b faultnet.Report) bool {
 	eq := slices.Equal(a.LostSeqs, b.LostSeqs)
 	a.LostSeqs, b.LostSeqs, a.Conns, b.Conns = nil, nil, nil, nil
 	return eq && a.String() == b.String()
+}
+
+// TestFINAckedAccounting checks, through the client's kernel, that every
+// message the server's kernel acknowledged before a FIN is either
+// processed or unread: a client that does not send anything again after
+// the FIN loses only messages that were never acknowledged.
+func TestFINAckedAccounting(t *testing.T) {
+	requireFilter(t)
+	const n = 100_000
+	for i := 1; i <= 10; i++ {
+		cut := n * i / 12
+		t.Run("received="+strconv.Itoa(cut), func(t *testing.T) {
+			srv, c := connected(t)
+			checkAcked(t, srv, c, n, func() {
+				if err := srv.WaitReceived(testContext(t), cut); err != nil {
+					t.Fatal(err)
+				}
+				srv.FIN()
+			})
+		})
+	}
+}
+
+// TestCutAfterAckedAccounting is TestFINAckedAccounting for the close
+// that an armed cut performs, in the middle of a message.
+func TestCutAfterAckedAccounting(t *testing.T) {
+	requireFilter(t)
+	const n = 100_000
+	for i := 1; i <= 10; i++ {
+		cut := int64(n*i/12*msgSize + msgSize/2)
+		t.Run("bytes="+strconv.FormatInt(cut, 10), func(t *testing.T) {
+			srv, c := connected(t)
+			srv.CutAfter(cut)
+			checkAcked(t, srv, c, n, func() {})
+		})
+	}
+}
+
+// checkAcked writes n messages at full speed in one write, calls fault
+// meanwhile, waits until the connection is reset (or the server's FIN
+// came after everything was acknowledged), and compares what the
+// server's kernel acknowledged, as the client's kernel counts it, with
+// the messages the server processed or found unread.
+func checkAcked(t *testing.T, srv *faultnet.Server, c *net.TCPConn, n int, fault func()) {
+	t.Helper()
+	var b []byte
+	for q := range n {
+		b = faultnet.AppendMessage(b, faultnet.Newline, q, msgSize)
+	}
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(b)
+		werr <- err
+	}()
+	fault()
+	if err := <-werr; err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("Write: %v; want EPIPE, ECONNRESET or success", err)
+	}
+	info := waitFinal(t, c)
+	// The SYN takes one acknowledged byte; the client sends no FIN.
+	acked := int(info.Bytes_acked) - 1
+	r := finalReport(t, srv, nil, n)
+	// A message acknowledged in part counts as unread if its sequence
+	// number was complete.
+	want := acked / msgSize
+	if rest := acked % msgSize; rest > len("seq=")+len(strconv.Itoa(want)) {
+		want++
+	}
+	t.Logf("acked %d bytes (%d messages): received %d, unread %d, client lost %d", acked, want, r.Received, r.Unread, r.ClientLost)
+	if !r.Exact || r.Duplicated != 0 || r.Received+r.Unread != want {
+		t.Errorf("%d messages acknowledged; want them all received or unread: %v", want, r)
+	}
+}
+
+// waitFinal waits until the client's kernel has taken the connection
+// to a state that ends what the server acknowledges: closed by the
+// server's reset, or with the server's FIN received and nothing left to
+// send. It returns the connection's TCP_INFO.
+func waitFinal(t *testing.T, c *net.TCPConn) *unix.TCPInfo {
+	t.Helper()
+	ctx := testContext(t)
+	for {
+		var info *unix.TCPInfo
+		var err error
+		control(t, c, func(fd int) { info, err = unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO) })
+		if err != nil {
+			t.Fatalf("TCP_INFO: %v", err)
+		}
+		switch {
+		case info.State == unix.BPF_TCP_CLOSE:
+			return info
+		case info.State == unix.BPF_TCP_CLOSE_WAIT && info.Unacked == 0 && info.Notsent_bytes == 0:
+			return info
+		}
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("connection still in state %d with %d segments unacknowledged", info.State, info.Unacked)
+		}
+	}
 }

@@ -211,18 +211,29 @@ func (c *Conn) end(kind EventKind) {
 
 // finish closes the socket of a stopped connection. If measure is set,
 // what the reader left unprocessed and what the kernel still holds is
-// recorded as unread; the result is exact if the socket was frozen. If
-// detach is set, the drop filter is removed before the close, so that
-// the peer gets a reset for data it sends later.
+// recorded as unread; the result is exact if the socket was frozen.
+//
+// For FIN and a cut, the socket is shut down in both directions before
+// the close, where the system allows it: the peer gets the FIN, and the
+// kernel answers data that arrives later with a reset instead of
+// acknowledging it, so nothing is acknowledged that the close would
+// destroy. What arrived before the shutdown is drained as unread. If
+// detach is set, the drop filter is removed after the shutdown, so that
+// the peer gets that reset for the data the filter dropped and for any
+// it sends later.
 func (c *Conn) finish(kind EventKind, leftover []byte, measure, frozen, detach bool, cause error) {
 	exact := kind != EventRSTUnread
 	if measure {
 		unread := leftover
 		if c.rc != nil {
 			unread, _ = drain(c.rc, unread, drainLimit)
-			if detach {
-				detachDrop(c.rc)
-				unread, _ = drain(c.rc, unread, drainLimit)
+			if kind == EventFIN || kind == EventCut {
+				if shutdownBoth(c.rc) == nil {
+					unread, _ = drain(c.rc, unread, drainLimit)
+				}
+				if detach {
+					detachDrop(c.rc)
+				}
 			}
 		}
 		c.s.consumeUnread(c, unread)
@@ -237,10 +248,21 @@ func (c *Conn) finish(kind EventKind, leftover []byte, measure, frozen, detach b
 	c.s.connEnded(c, kind, exact, true, cause)
 }
 
-// FIN closes the connection gracefully: the client sees a FIN, and a reset
-// if it writes more. Data the server's kernel acknowledged but the server
-// had not processed is recorded as unread (see RST for how it is
-// measured; the drop filter is removed just before the close).
+// FIN closes the connection gracefully, as a server's close does: the
+// client sees a FIN, then a reset when data it sent after the FIN, or
+// that the server's kernel had not acknowledged, reaches the server.
+// Data the server's kernel acknowledged but the server had not processed
+// is recorded as unread.
+//
+// To measure it, FIN freezes the socket with the drop filter and reads
+// what the kernel holds, as RST does, then shuts the socket down in both
+// directions while it is still frozen, and only then removes the filter
+// and closes it. The kernel acknowledges nothing after the freeze, and
+// after the shutdown it answers data with a reset instead of
+// acknowledging it, so every message the client's kernel saw
+// acknowledged is either processed or unread. The measurement is exact
+// if the socket could be frozen, which needs the privilege that Blackhole
+// needs; otherwise the report is marked inexact.
 func (c *Conn) FIN() { c.end(EventFIN) }
 
 // RST closes the connection abortively: the client sees a reset. First it
@@ -334,10 +356,11 @@ func (c *Conn) Latency(d time.Duration) { c.set(EventLatency, func() { c.latency
 
 // CutAfter arms a cut: after n more bytes have been read, the server
 // processes the complete frames among them and closes the connection as
-// FIN does, typically in the middle of a message. The rest of the
-// message and what the kernel holds are recorded as unread. If n is zero,
-// the cut comes with the next data read, none of it processed; a
-// negative n disarms the cut.
+// FIN does, typically in the middle of a message. The client sees what
+// FIN shows it. The rest of the message and what the kernel holds are
+// recorded as unread, measured as FIN measures them and exact under the
+// same condition. If n is zero, the cut comes with the next data read,
+// none of it processed; a negative n disarms the cut.
 func (c *Conn) CutAfter(n int64) { c.set(EventCutAfter, func() { c.cut = n }) }
 
 // set changes the reader's settings and records the event, unless the

@@ -23,7 +23,11 @@
 //
 //   - FIN closes the socket gracefully: the client reads EOF, and a
 //     non-blocking MSG_PEEK returns 0. Its next write still succeeds and
-//     draws a reset; later writes fail with EPIPE.
+//     draws a reset, as does data the server's kernel had not yet
+//     acknowledged; later writes fail with EPIPE. What the server's kernel
+//     had acknowledged but the server had not processed is measured as
+//     unread, and the kernel acknowledges nothing after that (freeze,
+//     drain, shutdown, close; see Conn.FIN).
 //   - HalfClose sends a FIN but keeps reading to EOF, like a draining
 //     server: the client reads EOF and can still deliver what it writes.
 //   - RST closes abortively (SO_LINGER 0): the client gets ECONNRESET, then
@@ -41,7 +45,7 @@
 //     client's writes block (backpressure).
 //   - Latency delays the processing of every read.
 //   - CutAfter closes as FIN does after a number of bytes, typically in
-//     the middle of a message.
+//     the middle of a message, and is measured as FIN is.
 //   - Refuse closes the listener (dials fail with ECONNREFUSED), Accept
 //     listens again on the same address, and Restart does both around an
 //     RST of every connection.
@@ -75,7 +79,11 @@
 // unread at a close (acknowledged by the server's kernel but never
 // processed: no client could have saved it without acknowledgements from
 // the application), stalled, and lost by the client. A frame split
-// across reads is assembled before it is processed.
+// across reads is assembled before it is processed. When the measurement
+// is exact (Report.Exact), every message that the server's kernel
+// acknowledged before RST, FIN or a cut is processed or unread, so a
+// message lost by the client is one that its own kernel never saw
+// acknowledged.
 //
 // # Platforms and privileges
 //

@@ -31,6 +31,15 @@ func detachDrop(rc syscall.RawConn) error {
 	return err
 }
 
+// shutdownBoth shuts the socket down in both directions: it sends a FIN,
+// and from then on the kernel answers new data with a reset instead of
+// acknowledging it.
+func shutdownBoth(rc syscall.RawConn) error {
+	return setsockopt(rc, "shutdown", func(fd int) error {
+		return unix.Shutdown(fd, unix.SHUT_RDWR)
+	})
+}
+
 func setsockopt(rc syscall.RawConn, name string, f func(fd int) error) error {
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = f(int(fd)) }); err != nil {
