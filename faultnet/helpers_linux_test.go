@@ -73,6 +73,10 @@ func finalReport(t *testing.T, srv *faultnet.Server, c *net.TCPConn, sent int) f
 	t.Helper()
 	if c != nil {
 		c.CloseWrite()
+		// c may still wait in the listen backlog.
+		if err := srv.WaitConns(testContext(t), 1); err != nil {
+			t.Fatalf("WaitConns: %v", err)
+		}
 	}
 	if err := srv.WaitEOF(testContext(t)); err != nil {
 		t.Fatalf("WaitEOF: %v", err)

@@ -121,6 +121,10 @@ func (s *Server) WaitReceived(ctx context.Context, n int) error {
 // done. A connection is final once it was read to EOF, failed, was closed
 // by a fault or was blackholed; a paused or stalled connection that the
 // client keeps open is not.
+//
+// A connection still waiting in the listen backlog has not been accepted
+// and is not waited for: the client's kernel may already have it. Call
+// WaitConns first with the number of connections the client made.
 func (s *Server) WaitEOF(ctx context.Context) error {
 	return s.wait(ctx, func() bool { return s.nfinal == len(s.all) })
 }
