@@ -193,6 +193,11 @@ func (c *Conn) Write(b []byte) (int, error) {
 			if n > 0 {
 				c.wrote(l, b[:n])
 			}
+			if l.cc != nil {
+				// After a failed write a TLS connection only repeats
+				// the error: the next Write must redial.
+				c.died(l, broken, err, false)
+			}
 			if c.closed.Load() {
 				return n, c.opError("write", net.ErrClosed)
 			}
@@ -260,6 +265,9 @@ func (c *Conn) reserve(l *link, n int, w *waiter) error {
 		c.refresh(l)
 		c.trimAt = c.ring.usage() + c.ring.max/8
 	}
+	// Waiting for acknowledgements ends at the deadline or Close, not at
+	// the redial bounds.
+	rw := waiter{ctx: context.Background(), stop: w.stop, writeDL: w.writeDL}
 	d := 50 * time.Microsecond
 	for !c.ring.fits(n) {
 		if !l.ackable {
@@ -271,7 +279,7 @@ func (c *Conn) reserve(l *link, n int, w *waiter) error {
 		if l.state != healthy {
 			return errLinkDied
 		}
-		if err := c.pause(w, d); err != nil {
+		if err := c.pause(&rw, d); err != nil {
 			return err
 		}
 		d = min(2*d, 10*time.Millisecond)
@@ -360,9 +368,9 @@ func (c *Conn) settle(old *link, w *waiter) bool {
 		c.st.handoffs.Add(1)
 		old.closeWrite()
 		until := time.Now().Add(c.cfg.handoff)
-		hw := *w
-		if hw.limit.IsZero() || until.Before(hw.limit) {
-			hw.limit = until
+		hw := waiter{ctx: context.Background(), stop: w.stop, writeDL: w.writeDL, limit: until}
+		if !w.limit.IsZero() && w.limit.Before(until) {
+			hw.limit = w.limit
 		}
 		d := 50 * time.Microsecond
 		for {
@@ -569,9 +577,6 @@ func (c *Conn) pause(w *waiter, d time.Duration) error {
 	case <-w.ctx.Done():
 		c.timer.Stop()
 		return w.ctx.Err()
-	case <-c.ctx.Done():
-		c.timer.Stop()
-		return c.ctx.Err()
 	}
 	c.timer.Stop()
 	return nil

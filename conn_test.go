@@ -396,6 +396,12 @@ func TestBadInput(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}
+	d := testDialer()
+	d.ReplayBuffer = 1024
+	small := dial(t, d, srv.Addr())
+	if n, err := small.Write(make([]byte, 2048)); n != 0 || !errors.Is(err, reconn.ErrTooLarge) {
+		t.Errorf("Write(2048 bytes) with a 1024-byte ReplayBuffer = %d, %v; want 0, ErrTooLarge", n, err)
+	}
 	if _, err := c.Write([]byte("x\n")); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Write after Close = %v; want net.ErrClosed", err)
 	}
@@ -489,5 +495,28 @@ func TestDeadlinesCarryOver(t *testing.T) {
 	_, err := c.Read(make([]byte, 1))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("Read on the new connection = %v; want the old deadline to apply", err)
+	}
+}
+
+// TestDialContextBoundsRedials checks that the context given to
+// DialContext ends redialing once it is done, and nothing else.
+func TestDialContextBoundsRedials(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	nc, err := testDialer().DialContext(ctx, "tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nc.(*reconn.Conn)
+	defer c.Close()
+	cancel()
+	send(t, c, nil, 0, 64) // a healthy connection does not care
+	if err := srv.Refuse(); err != nil {
+		t.Fatal(err)
+	}
+	srv.RST()
+	awaitReset(t, c)
+	if _, err := c.Write([]byte("seq=1\n")); !errors.Is(err, context.Canceled) {
+		t.Errorf("Write needing a redial after the context was canceled = %v; want context.Canceled", err)
 	}
 }

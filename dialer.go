@@ -135,7 +135,8 @@ type Dialer struct {
 	// per message. When it is full, Write waits for acknowledgements (up to
 	// its deadline); a single message larger than the bound fails with
 	// ErrTooLarge. If zero, the default is 4 MiB. If negative, replay is
-	// off: a redial re-sends only the message whose write failed.
+	// off: a redial re-sends only the message whose write failed, and
+	// Close and Flush do not wait for acknowledgements.
 	ReplayBuffer int
 
 	// HandoffTimeout bounds the wait, after the peer closed its side
