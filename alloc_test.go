@@ -11,7 +11,7 @@ import (
 // TestWriteAllocs checks that a Write in steady state allocates nothing,
 // in every check mode, with replay on and off.
 func TestWriteAllocs(t *testing.T) {
-	modes := []reconn.CheckMode{reconn.CheckDefault, reconn.CheckPeek, reconn.CheckState, reconn.CheckNone}
+	modes := []reconn.CheckMode{reconn.CheckDefault, reconn.CheckPeek, reconn.CheckState, reconn.CheckWatch, reconn.CheckNone}
 	for _, mode := range modes {
 		for _, replay := range []int{0, -1} {
 			srv := faultnet.NewServer(t)

@@ -165,7 +165,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	w := waiter{ctx: c.ctx, stop: c.stop, writeDL: true}
 	for {
 		l := c.cur.Load()
-		if l.state == healthy && c.cfg.op != 0 {
+		if l.state == healthy && c.cfg.op != 0 && (!l.watched || l.flagged.Load()) {
 			c.check(l)
 		}
 		if l.state != healthy {

@@ -81,46 +81,53 @@ func finish(t testing.TB, c *reconn.Conn, srv *faultnet.Server) {
 }
 
 func TestConformance(t *testing.T) {
-	for _, reconnFirst := range []bool{true, false} {
-		name := "ReconnFirst"
-		if !reconnFirst {
-			name = "ReconnSecond"
+	for _, mode := range []reconn.CheckMode{reconn.CheckDefault, reconn.CheckWatch} {
+		for _, reconnFirst := range []bool{true, false} {
+			name := mode.String() + "/ReconnFirst"
+			if !reconnFirst {
+				name = mode.String() + "/ReconnSecond"
+			}
+			testConformance(t, name, mode, reconnFirst)
 		}
-		t.Run(name, func(t *testing.T) {
-			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				defer ln.Close() // a redial would fail: none is expected
-				accepted := make(chan net.Conn, 1)
-				go func() {
-					sc, _ := ln.Accept()
-					accepted <- sc
-				}()
-				d := testDialer()
-				d.FlushTimeout = 500 * time.Millisecond
-				rc, err := d.Dial("tcp", ln.Addr().String())
-				if err != nil {
-					<-accepted
-					return nil, nil, nil, err
-				}
-				sc := <-accepted
-				if sc == nil {
-					rc.Close()
-					return nil, nil, nil, errors.New("accept failed")
-				}
-				stop = func() {
-					rc.Close()
-					sc.Close()
-				}
-				if reconnFirst {
-					return rc, sc, stop, nil
-				}
-				return sc, rc, stop, nil
-			})
-		})
 	}
+}
+
+func testConformance(t *testing.T, name string, mode reconn.CheckMode, reconnFirst bool) {
+	t.Run(name, func(t *testing.T) {
+		nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			defer ln.Close() // a redial would fail: none is expected
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				sc, _ := ln.Accept()
+				accepted <- sc
+			}()
+			d := testDialer()
+			d.Check = mode
+			d.FlushTimeout = 500 * time.Millisecond
+			rc, err := d.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				<-accepted
+				return nil, nil, nil, err
+			}
+			sc := <-accepted
+			if sc == nil {
+				rc.Close()
+				return nil, nil, nil, errors.New("accept failed")
+			}
+			stop = func() {
+				rc.Close()
+				sc.Close()
+			}
+			if reconnFirst {
+				return rc, sc, stop, nil
+			}
+			return sc, rc, stop, nil
+		})
+	})
 }
 
 // TestCloseBetweenMessages is the seed scenario at a low rate: the server
