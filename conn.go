@@ -44,6 +44,13 @@
 // load a peer may die between the check and the write. Replay closes that
 // gap; with replay off (a negative Dialer.ReplayBuffer) the check narrows
 // it but cannot close it.
+//
+// reconn is built for streams that write and rarely read. A Conn also
+// serves request-response protocols such as HTTP through Dialer.DialContext,
+// but there a redial only happens on Write and Read never redials: a
+// request re-sent on a new connection is answered on that connection, and
+// a response lost with the old one is not recovered. Prefer the protocol's
+// own retry logic there, and replay off.
 package reconn
 
 import (
