@@ -81,7 +81,7 @@ func finish(t testing.TB, c *reconn.Conn, srv *faultnet.Server) {
 }
 
 func TestConformance(t *testing.T) {
-	for _, mode := range []reconn.CheckMode{reconn.CheckDefault, reconn.CheckWatch} {
+	for _, mode := range []reconn.CheckMode{reconn.CheckDefault, reconn.CheckState, reconn.CheckPeek} {
 		for _, reconnFirst := range []bool{true, false} {
 			name := mode.String() + "/ReconnFirst"
 			if !reconnFirst {

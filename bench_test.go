@@ -1,0 +1,310 @@
+package reconn_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/faultnet"
+)
+
+// benchClient is one kind of client that the Write benchmarks measure:
+// a plain TCP connection, or a Conn with a check mode and replay on or off.
+type benchClient struct {
+	name   string
+	plain  bool
+	check  reconn.CheckMode
+	replay int // Dialer.ReplayBuffer: 0 for the default, negative for off
+}
+
+// benchClients lists the clients in the order the benchmarks run them.
+// The plain TCP connection comes first: it is the baseline.
+var benchClients = []benchClient{
+	{name: "plain", plain: true},
+	{name: "default", check: reconn.CheckDefault},
+	{name: "default-noreplay", check: reconn.CheckDefault, replay: -1},
+	{name: "peek", check: reconn.CheckPeek},
+	{name: "peek-noreplay", check: reconn.CheckPeek, replay: -1},
+	{name: "state", check: reconn.CheckState},
+	{name: "state-noreplay", check: reconn.CheckState, replay: -1},
+	{name: "watch", check: reconn.CheckWatch},
+	{name: "watch-noreplay", check: reconn.CheckWatch, replay: -1},
+	{name: "none", check: reconn.CheckNone},
+	{name: "none-noreplay", check: reconn.CheckNone, replay: -1},
+}
+
+var (
+	benchSizes   = []int{100, 4096}
+	benchWriters = []int{1, 8}
+)
+
+// dial connects the client to addr and closes it when the benchmark
+// ends. A Conn uses the Dialer defaults apart from its check mode and
+// replay buffer, as an application would.
+func (bc benchClient) dial(b *testing.B, addr net.Addr) net.Conn {
+	b.Helper()
+	if bc.plain {
+		var d net.Dialer
+		c, err := d.Dial(addr.Network(), addr.String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		return c
+	}
+	return dial(b, &reconn.Dialer{Check: bc.check, ReplayBuffer: bc.replay}, addr)
+}
+
+// sink is a loopback TCP server that reads and discards everything sent
+// to it, with a large buffer, so that the benchmarks measure the client.
+type sink struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// newSink starts a sink on a free port of 127.0.0.1 and stops it when the
+// benchmark ends, after the clients dialed later have been closed.
+func newSink(b *testing.B) *sink {
+	b.Helper()
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false) // compare plain TCP with plain TCP
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &sink{ln: ln}
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+			s.wg.Go(func() { discard(c) })
+		}
+	})
+	b.Cleanup(s.close)
+	return s
+}
+
+// discard reads c until it fails, then closes it.
+func discard(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 256<<10)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+func (s *sink) addr() net.Addr { return s.ln.Addr() }
+
+// close stops accepting, closes every accepted connection and waits for
+// the sink's goroutines to exit.
+func (s *sink) close() {
+	s.ln.Close()
+	s.mu.Lock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// writerPool writes one message over and over to a connection from a
+// fixed set of goroutines that all share it. The goroutines start before
+// the measurement, so that it counts only the writes.
+type writerPool struct {
+	work []chan int // the number of writes each goroutine is to make next
+	done chan error // one reply per goroutine and batch
+	wg   sync.WaitGroup
+}
+
+// newWriterPool starts the given number of goroutines writing msg to c
+// and stops them when the benchmark ends, before c is closed.
+func newWriterPool(b *testing.B, c net.Conn, msg []byte, writers int) *writerPool {
+	p := &writerPool{
+		work: make([]chan int, writers),
+		done: make(chan error, writers),
+	}
+	for i := range p.work {
+		ch := make(chan int)
+		p.work[i] = ch
+		p.wg.Go(func() {
+			for n := range ch {
+				var err error
+				for range n {
+					if _, err = c.Write(msg); err != nil {
+						break
+					}
+				}
+				p.done <- err
+			}
+		})
+	}
+	b.Cleanup(func() {
+		for _, ch := range p.work {
+			close(ch)
+		}
+		p.wg.Wait()
+	})
+	return p
+}
+
+// write makes n writes in all, shared evenly among the goroutines, and
+// returns the first error.
+func (p *writerPool) write(n int) error {
+	k := len(p.work)
+	for i, ch := range p.work {
+		share := n / k
+		if i < n%k {
+			share++
+		}
+		ch <- share
+	}
+	var first error
+	for range k {
+		if err := <-p.done; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// warmUp writes at least 3 MiB, and at least 4096 messages, before the
+// measurement starts, so that the replay ring has grown to its working
+// size and Writes no longer allocate. The ring holds what the peer's
+// kernel has not yet acknowledged, up to the 4 MiB default bound; it is
+// first trimmed when it holds 2 MiB, and the unacknowledged bytes grow
+// with the socket's send buffer, which the kernel enlarges as the
+// connection speeds up.
+func (p *writerPool) warmUp(b *testing.B, size int) {
+	b.Helper()
+	if err := p.write(max(3<<20/size, 4096)); err != nil {
+		b.Fatalf("warm-up: %v", err)
+	}
+}
+
+// benchMessage returns a newline-framed message of the given size.
+func benchMessage(size int) []byte {
+	return faultnet.AppendMessage(nil, faultnet.Newline, 0, size)
+}
+
+// BenchmarkWrite measures Write on a plain TCP connection and on a Conn in
+// each check mode, with replay on and off, for two message sizes, from one
+// goroutine and from eight that share the connection. The server reads as
+// fast as it can. Compare the clients with benchstat, for example with
+//
+//	go test -run '^$' -bench Write -count 10 . > new.txt
+//	benchstat -col /client new.txt
+func BenchmarkWrite(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			for _, writers := range benchWriters {
+				b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+					for _, bc := range benchClients {
+						b.Run("client="+bc.name, func(b *testing.B) {
+							benchWrite(b, bc, size, writers)
+						})
+					}
+				})
+			}
+		})
+	}
+}
+
+func benchWrite(b *testing.B, bc benchClient, size, writers int) {
+	s := newSink(b)
+	c := bc.dial(b, s.addr())
+	p := newWriterPool(b, c, benchMessage(size), writers)
+	p.warmUp(b, size)
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	if err := p.write(b.N); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+}
+
+// ratioRounds is the number of rounds BenchmarkWriteRatio splits its
+// writes into. The order of the two clients alternates between rounds.
+const ratioRounds = 20
+
+// BenchmarkWriteRatio measures a Conn in each check mode against a plain
+// TCP connection in the same run: b.N writes on each, in rounds that
+// alternate plain, Conn, Conn, plain, and so on, so that a change in the
+// machine's speed during the run weighs on both alike. It reports the
+// Conn's time per Write as ns/op, the plain connection's as plain-ns/op,
+// and their ratio as x-plain. On a busy machine the ratio is steadier
+// than ns/op from separate benchmarks.
+func BenchmarkWriteRatio(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			for _, writers := range benchWriters {
+				b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+					for _, bc := range benchClients[1:] {
+						b.Run("client="+bc.name, func(b *testing.B) {
+							benchRatio(b, bc, size, writers)
+						})
+					}
+				})
+			}
+		})
+	}
+}
+
+func benchRatio(b *testing.B, bc benchClient, size, writers int) {
+	s := newSink(b)
+	msg := benchMessage(size)
+	plain := newWriterPool(b, benchClients[0].dial(b, s.addr()), msg, writers)
+	conn := newWriterPool(b, bc.dial(b, s.addr()), msg, writers)
+	plain.warmUp(b, size)
+	conn.warmUp(b, size)
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+
+	rounds := min(b.N, ratioRounds)
+	var tPlain, tConn time.Duration
+	timed := func(p *writerPool, n int, total *time.Duration) {
+		start := time.Now()
+		err := p.write(n)
+		*total += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	for r := range rounds {
+		n := b.N / rounds
+		if r < b.N%rounds {
+			n++
+		}
+		if r%2 == 0 {
+			timed(plain, n, &tPlain)
+			timed(conn, n, &tConn)
+		} else {
+			timed(conn, n, &tConn)
+			timed(plain, n, &tPlain)
+		}
+	}
+	b.StopTimer()
+
+	if tPlain <= 0 || tConn <= 0 {
+		return
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(tConn.Nanoseconds())/n, "ns/op")
+	b.ReportMetric(float64(tPlain.Nanoseconds())/n, "plain-ns/op")
+	b.ReportMetric(float64(size)*n/1e6/tConn.Seconds(), "MB/s")
+	b.ReportMetric(float64(tConn)/float64(tPlain), "x-plain")
+}
