@@ -135,6 +135,9 @@ type Conn struct {
 	waiters   int           // goroutines that may wait on wake
 	lingering *link         // a replaced link kept open for a waiting Read
 
+	healing atomic.Bool    // a background recovery is under way
+	bg      sync.WaitGroup // background recoveries; Add under mu, before Close
+
 	st counters
 }
 
@@ -213,6 +216,38 @@ func (c *Conn) Write(b []byte) (int, error) {
 		// The connection failed. b goes again, whole, on the next one.
 		c.died(l, broken, err, false)
 	}
+}
+
+// heal is called by the watcher when it flagged l. If l is the current
+// link and messages are held for replay, a background goroutine redials
+// and replays them at once, so that a message written just before the
+// event is not left waiting for the next Write. With nothing held, the
+// next Write finds the flag: a server that closes idle connections is not
+// redialed for nothing.
+func (c *Conn) heal(l *link) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() || c.cur.Load() != l || !c.healing.CompareAndSwap(false, true) {
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer c.healing.Store(false)
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		if c.closed.Load() || c.cur.Load() != l || c.ring.mn == 0 {
+			return
+		}
+		if l.state == healthy {
+			c.check(l)
+		}
+		if l.state != healthy {
+			// On failure the error is in Stats; the next Write tries again.
+			w := waiter{ctx: c.ctx, stop: c.stop}
+			c.recover(l, &w)
+		}
+	}()
 }
 
 // wrote records a message written on l.
@@ -484,6 +519,7 @@ func (c *Conn) install(l *link, old *link) {
 	if !wdl.IsZero() {
 		l.nc.SetWriteDeadline(wdl)
 	}
+	l.owner.Store(c)
 	c.cur.Store(l)
 	c.rlink.Store(l)
 	drop := [2]*link{c.lingering}
@@ -754,6 +790,7 @@ func (c *Conn) Close() error {
 	}
 	c.mu.Unlock()
 
+	defer c.bg.Wait() // after wmu is released: a background recovery may wait for it
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	var err error

@@ -171,8 +171,10 @@ type Dialer struct {
 
 	// OnRedial, if not nil, is called after each successful redial, from
 	// the goroutine whose Write, Flush or Close found the connection dead,
-	// before that call goes on. It must not call the Conn's Write, Flush
-	// or Close.
+	// before that call goes on; in CheckWatch mode, also from a background
+	// goroutine that redials as soon as the kernel reports the close while
+	// messages are waiting for acknowledgement. It must not call the Conn's
+	// Write, Flush or Close.
 	OnRedial func(RedialEvent)
 }
 
@@ -343,9 +345,10 @@ type link struct {
 	retired atomic.Bool // replaced by a newer link
 	closed  atomic.Bool
 
-	watched  bool        // registered with the watcher at dial; never changes
-	watchTok uint64      // registration with the watcher, guarded by it; 0 if none
-	flagged  atomic.Bool // the watcher saw a FIN, hang-up or error
+	owner    atomic.Pointer[Conn] // the Conn the link serves, for the watcher
+	watched  bool                 // registered with the watcher at dial; never changes
+	watchTok uint64               // registration with the watcher, guarded by it; 0 if none
+	flagged  atomic.Bool          // the watcher saw a FIN, hang-up or error
 }
 
 // countConn counts the bytes written to the socket under TLS, handshake

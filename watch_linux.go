@@ -136,6 +136,8 @@ func watchLoop(epfd, evfd int, done chan struct{}) {
 			return
 		}
 		w := &watcher
+		var flagged [len(events)]*link
+		k := 0
 		w.mu.Lock()
 		for i := range events[:n] {
 			tok := *(*uint64)(unsafe.Pointer(&events[i].Fd))
@@ -145,8 +147,15 @@ func watchLoop(epfd, evfd int, done chan struct{}) {
 			}
 			if l := w.links[tok]; l != nil {
 				l.flagged.Store(true)
+				flagged[k] = l
+				k++
 			}
 		}
 		w.mu.Unlock()
+		for _, l := range flagged[:k] {
+			if c := l.owner.Load(); c != nil {
+				c.heal(l)
+			}
+		}
 	}
 }
