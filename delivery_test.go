@@ -172,14 +172,19 @@ func TestManyRestarts(t *testing.T) {
 }
 
 // retryOnce is what log/syslog does: on a write error, redial and write
-// the message again, once.
+// the message again, once. A non-zero timeout bounds each write, so that
+// a server that stops reading cannot stall the test.
 type retryOnce struct {
-	addr string
-	c    net.Conn
+	addr    string
+	timeout time.Duration
+	c       net.Conn
 }
 
 func (r *retryOnce) Write(b []byte) (int, error) {
 	if r.c != nil {
+		if r.timeout > 0 {
+			r.c.SetWriteDeadline(time.Now().Add(r.timeout))
+		}
 		if n, err := r.c.Write(b); err == nil {
 			return n, nil
 		}
@@ -190,6 +195,9 @@ func (r *retryOnce) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	r.c = c
+	if r.timeout > 0 {
+		c.SetWriteDeadline(time.Now().Add(r.timeout))
+	}
 	return c.Write(b)
 }
 
