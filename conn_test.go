@@ -275,6 +275,9 @@ func refusedConn(t *testing.T, d *reconn.Dialer) (*reconn.Conn, *countingDialer)
 	cd := newCountingDialer()
 	d.Dialer = cd
 	c := dial(t, d, srv.Addr())
+	if err := srv.WaitConns(testContext(t), 1); err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Refuse(); err != nil {
 		t.Fatal(err)
 	}
@@ -287,6 +290,8 @@ func refusedConn(t *testing.T, d *reconn.Dialer) (*reconn.Conn, *countingDialer)
 // it.
 func awaitReset(t *testing.T, c *reconn.Conn) {
 	t.Helper()
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	defer c.SetReadDeadline(time.Time{})
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("Read after RST = %v; want ECONNRESET", err)
 	}
@@ -495,6 +500,9 @@ func TestReadAcrossRedial(t *testing.T) {
 func TestDeadlinesCarryOver(t *testing.T) {
 	srv := faultnet.NewServer(t)
 	c := dial(t, testDialer(), srv.Addr())
+	if err := srv.WaitConns(testContext(t), 1); err != nil {
+		t.Fatal(err)
+	}
 	srv.RST()
 	awaitReset(t, c)
 	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
@@ -521,6 +529,9 @@ func TestDialContextBoundsRedials(t *testing.T) {
 	defer c.Close()
 	cancel()
 	send(t, c, nil, 0, 64) // a healthy connection does not care
+	if err := srv.WaitReceived(testContext(t), 1); err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Refuse(); err != nil {
 		t.Fatal(err)
 	}
