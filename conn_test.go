@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,33 +141,47 @@ func TestCloseBetweenMessages(t *testing.T) {
 		{"FIN", (*faultnet.Server).FIN},
 		{"RST", (*faultnet.Server).RST},
 	}
-	for _, f := range faults {
-		t.Run(f.name, func(t *testing.T) {
-			srv := faultnet.NewServer(t)
-			c := dial(t, testDialer(), srv.Addr())
-			ctx := testContext(t)
-			const total, every = 1000, 100
-			var buf []byte
-			for seq := 0; seq < total; seq++ {
-				buf = send(t, c, buf, seq, 100)
-				if seq%every == every/2 {
-					// Between messages: the server has all so far.
-					if err := srv.WaitReceived(ctx, seq+1); err != nil {
-						t.Fatal(err)
-					}
-					f.fault(srv)
-				}
-			}
-			finish(t, c, srv)
-			r := srv.Report(total)
-			if r.Lost != 0 || r.Duplicated != 0 {
-				t.Errorf("lost %d, duplicated %d; want 0, 0\n%v", r.Lost, r.Duplicated, r)
-			}
-			if got, want := c.Stats().Redials, int64(total/every); got != want {
-				t.Errorf("Stats().Redials = %d; want %d", got, want)
-			}
-		})
+	for _, mode := range []reconn.CheckMode{reconn.CheckDefault, reconn.CheckState, reconn.CheckPeek} {
+		for _, f := range faults {
+			closeBetweenMessages(t, mode, f.name, f.fault)
+		}
 	}
+}
+
+func closeBetweenMessages(t *testing.T, mode reconn.CheckMode, name string, fault func(*faultnet.Server)) {
+	t.Run(mode.String()+"/"+name, func(t *testing.T) {
+		srv := faultnet.NewServer(t)
+		d := testDialer()
+		d.Check = mode
+		c := dial(t, d, srv.Addr())
+		ctx := testContext(t)
+		const total, every = 1000, 100
+		var buf []byte
+		for seq := 0; seq < total; seq++ {
+			buf = send(t, c, buf, seq, 100)
+			if seq%every == every/2 {
+				// Between messages: the server has all so far.
+				if err := srv.WaitReceived(ctx, seq+1); err != nil {
+					t.Fatal(err)
+				}
+				fault(srv)
+			}
+		}
+		finish(t, c, srv)
+		r := srv.Report(total)
+		if r.Lost != 0 || r.Duplicated != 0 {
+			t.Errorf("lost %d, duplicated %d; want 0, 0\n%v", r.Lost, r.Duplicated, r)
+		}
+		s := c.Stats()
+		if got, want := s.Redials, int64(total/every); got != want {
+			t.Errorf("Stats().Redials = %d; want %d", got, want)
+		}
+		// Watch mode (the Linux default) asks the kernel only after
+		// an event, not before each Write.
+		if mode == reconn.CheckDefault && runtime.GOOS == "linux" && s.Checks > 3*total/every {
+			t.Errorf("Stats().Checks = %d for %d Writes; want only checks after events", s.Checks, total)
+		}
+	})
 }
 
 // countingDialer records each dial attempt and reports it on a channel.

@@ -60,11 +60,19 @@ func exactOrSkip(t *testing.T, r faultnet.Report) {
 // stream, at many cut points. Every lost message must be one that the
 // server's kernel had acknowledged but the server never read.
 func TestAbruptCloseMidStream(t *testing.T) {
+	for _, mode := range []reconn.CheckMode{reconn.CheckDefault, reconn.CheckState} {
+		t.Run(mode.String(), func(t *testing.T) { abruptCloseMidStream(t, mode) })
+	}
+}
+
+func abruptCloseMidStream(t *testing.T, mode reconn.CheckMode) {
 	const total, size = 20000, 100
 	var lost, unavoidable, dup, resent int
 	for _, cut := range cutPoints(total, 12) {
 		srv := faultnet.NewServer(t)
-		c := dial(t, testDialer(), srv.Addr())
+		d := testDialer()
+		d.Check = mode
+		c := dial(t, d, srv.Addr())
 		r := stream(t, c, srv, total, size, cut, srv.RST)
 		exactOrSkip(t, r)
 		if r.ClientLost != 0 {
