@@ -128,8 +128,9 @@ type Dialer struct {
 	// KeepAlive is the idle time before TCP keep-alive probes start; three
 	// probes are then sent a third of that apart. It finds a dead peer on
 	// an idle connection; on Linux, UserTimeout then also bounds the probes.
-	// If zero, the default is 15 seconds. If negative, the socket is left
-	// as Dialer made it.
+	// If zero, the default is 15 seconds, unless the Dialer field is set:
+	// a custom dialer's keep-alive is then left as it made it. If
+	// negative, the socket is always left as Dialer made it.
 	KeepAlive time.Duration
 
 	// RedialTimeout bounds how long one Write, Flush or Close may spend
@@ -250,8 +251,7 @@ type config struct {
 	network, address string
 	dialer           ContextDialer
 	tls              *tls.Config
-	check            CheckMode
-	op               int  // probe operations of the check
+	op               int  // probe operations of the check; 0 for none
 	watch            bool // CheckWatch: check only after an event
 	userTimeout      time.Duration
 	keepAlive        time.Duration
@@ -269,7 +269,6 @@ func (d *Dialer) resolve(network, address string) *config {
 		network:       network,
 		address:       address,
 		dialer:        d.Dialer,
-		check:         d.Check,
 		userTimeout:   orDefault(d.UserTimeout, defaultUserTimeout),
 		keepAlive:     orDefault(d.KeepAlive, defaultKeepAlive),
 		redialTimeout: orDefault(d.RedialTimeout, defaultRedialTimeout),
@@ -302,19 +301,22 @@ func (d *Dialer) resolve(network, address string) *config {
 			}
 		}
 	}
-	if cfg.check == CheckDefault && watchSupported {
-		cfg.check = CheckWatch
+	check := d.Check
+	if check == CheckDefault {
+		check = platformCheck
+		if watchSupported {
+			check = CheckWatch
+		}
 	}
-	if cfg.check == CheckDefault || cfg.check == CheckWatch && !watchSupported {
-		cfg.check = platformCheck
+	if check == CheckWatch {
+		check = platformCheck
+		if watchSupported {
+			// Sockets that cannot be watched fall back to the state
+			// check, which also classifies what the watch reported.
+			cfg.watch, check = true, CheckState
+		}
 	}
-	if cfg.check == CheckWatch {
-		// Sockets that cannot be watched fall back to the state check,
-		// which also classifies what the watch reported.
-		cfg.watch = true
-		cfg.check = CheckState
-	}
-	switch cfg.check {
+	switch check {
 	case CheckPeek:
 		cfg.op = opPeek
 	case CheckState:
