@@ -1,7 +1,6 @@
 package reconn_test
 
 import (
-	"net"
 	"testing"
 
 	"github.com/reconn/reconn"
@@ -35,19 +34,5 @@ func TestWriteAllocs(t *testing.T) {
 				t.Errorf("check %v, replay %d: %v allocations per Write; want 0", mode, replay, allocs)
 			}
 		}
-	}
-}
-
-// TestPlainAllocsBaseline shows the comparison: a plain TCP write.
-func TestPlainAllocsBaseline(t *testing.T) {
-	srv := faultnet.NewServer(t)
-	c, err := net.Dial("tcp", srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	msg := faultnet.AppendMessage(nil, faultnet.Newline, 0, 100)
-	if a := testing.AllocsPerRun(1000, func() { c.Write(msg) }); a != 0 {
-		t.Errorf("plain Write allocates %v", a)
 	}
 }

@@ -47,6 +47,18 @@ func dial(t testing.TB, d *reconn.Dialer, addr net.Addr) *reconn.Conn {
 	return c
 }
 
+// dialServer connects d to srv, a new faultnet server, and waits until srv
+// has accepted the connection: a fault on a Server acts only on the
+// connections it has accepted, and a dial returns before that.
+func dialServer(t testing.TB, d *reconn.Dialer, srv *faultnet.Server) *reconn.Conn {
+	t.Helper()
+	c := dial(t, d, srv.Addr())
+	if err := srv.WaitConns(testContext(t), 1); err != nil {
+		t.Fatalf("WaitConns: %v", err)
+	}
+	return c
+}
+
 // testContext returns a context that ends with the test, or after a
 // minute, so that a broken wait fails instead of hanging.
 func testContext(t testing.TB) context.Context {
@@ -220,10 +232,20 @@ func (cd *countingDialer) wait(t testing.TB, n int) {
 	}
 }
 
-func (cd *countingDialer) times() []time.Time {
+// times returns every attempt's time, oldest first.
+func (cd *countingDialer) times() []time.Time { return cd.since(time.Time{}) }
+
+// since returns the attempts made at or after t, oldest first.
+func (cd *countingDialer) since(t time.Time) []time.Time {
 	cd.mu.Lock()
 	defer cd.mu.Unlock()
-	return append([]time.Time(nil), cd.attempts...)
+	var at []time.Time
+	for _, a := range cd.attempts {
+		if !a.Before(t) {
+			at = append(at, a)
+		}
+	}
+	return at
 }
 
 // TestListenerDownAndBack checks that a Write waits through an outage, and
@@ -289,10 +311,7 @@ func refusedConn(t *testing.T, d *reconn.Dialer) (*reconn.Conn, *countingDialer)
 	srv := faultnet.NewServer(t)
 	cd := newCountingDialer()
 	d.Dialer = cd
-	c := dial(t, d, srv.Addr())
-	if err := srv.WaitConns(testContext(t), 1); err != nil {
-		t.Fatal(err)
-	}
+	c := dialServer(t, d, srv)
 	if err := srv.Refuse(); err != nil {
 		t.Fatal(err)
 	}
@@ -481,11 +500,8 @@ func TestReadAcrossRedial(t *testing.T) {
 	d := testDialer()
 	redialed := make(chan struct{}, 1)
 	d.OnRedial = func(reconn.RedialEvent) { redialed <- struct{}{} }
-	c := dial(t, d, srv.Addr())
+	c := dialServer(t, d, srv)
 	ctx := testContext(t)
-	if err := srv.WaitConns(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
 	first := srv.Conns()[0]
 	if _, err := first.NetConn().Write([]byte("hello")); err != nil {
 		t.Fatal(err)
@@ -523,10 +539,7 @@ func TestReadAcrossRedial(t *testing.T) {
 // applies to the new connection.
 func TestDeadlinesCarryOver(t *testing.T) {
 	srv := faultnet.NewServer(t)
-	c := dial(t, testDialer(), srv.Addr())
-	if err := srv.WaitConns(testContext(t), 1); err != nil {
-		t.Fatal(err)
-	}
+	c := dialServer(t, testDialer(), srv)
 	srv.RST()
 	awaitReset(t, c)
 	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))

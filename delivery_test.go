@@ -336,10 +336,7 @@ func fillUntilTimeout(t *testing.T, c *reconn.Conn, d time.Duration) int {
 // acknowledgements, says how many messages are unconfirmed.
 func TestCloseUnconfirmed(t *testing.T) {
 	srv := faultnet.NewServer(t)
-	c := dial(t, testDialer(), srv.Addr())
-	if err := srv.WaitConns(testContext(t), 1); err != nil {
-		t.Fatal(err)
-	}
+	c := dialServer(t, testDialer(), srv)
 	srv.Pause() // the receive window closes: nothing more is acknowledged
 	sent := fillUntilTimeout(t, c, 200*time.Millisecond)
 	err := c.Close() // the write deadline has passed: no wait
@@ -359,10 +356,7 @@ func TestReplayBufferBound(t *testing.T) {
 	srv := faultnet.NewServer(t)
 	d := testDialer()
 	d.ReplayBuffer = 64 << 10
-	c := dial(t, d, srv.Addr())
-	if err := srv.WaitConns(testContext(t), 1); err != nil {
-		t.Fatal(err)
-	}
+	c := dialServer(t, d, srv)
 	srv.Pause()
 	sent := fillUntilTimeout(t, c, 200*time.Millisecond)
 	srv.Resume()

@@ -205,35 +205,6 @@ func measureConnMemory(t *testing.T, n int) {
 	}
 }
 
-// stormDialer is a ContextDialer that records the time of every dial
-// attempt, successful or not.
-type stormDialer struct {
-	d        net.Dialer
-	mu       sync.Mutex
-	attempts []time.Time
-}
-
-func (sd *stormDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	now := time.Now()
-	sd.mu.Lock()
-	sd.attempts = append(sd.attempts, now)
-	sd.mu.Unlock()
-	return sd.d.DialContext(ctx, network, address)
-}
-
-// since returns the attempts made at or after t, oldest first.
-func (sd *stormDialer) since(t time.Time) []time.Time {
-	sd.mu.Lock()
-	defer sd.mu.Unlock()
-	var at []time.Time
-	for _, a := range sd.attempts {
-		if !a.Before(t) {
-			at = append(at, a)
-		}
-	}
-	return at
-}
-
 // backoffSteps returns how many waits between redial attempts fit in d
 // when each is as short as it can be: half of min·2^(n-1), capped at max.
 func backoffSteps(d, minWait, maxWait time.Duration) int {
@@ -271,7 +242,7 @@ func TestRedialStorm(t *testing.T) {
 		t.Skipf("RLIMIT_NOFILE is below %d", need)
 	}
 	srv := faultnet.NewServer(t)
-	sd := &stormDialer{}
+	sd := newCountingDialer()
 	d := &reconn.Dialer{Dialer: sd} // default backoff, timeouts and replay
 	ctx := testContext(t)
 

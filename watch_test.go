@@ -1,6 +1,8 @@
 package reconn_test
 
 import (
+	"errors"
+	"os"
 	"testing"
 
 	"github.com/reconn/reconn"
@@ -14,27 +16,25 @@ func watchDialer() *reconn.Dialer {
 	return d
 }
 
-// TestWatchHealsInBackground checks that in watch mode a message written
-// into a connection whose peer had just closed is re-sent on a new
-// connection without waiting for another Write.
+// TestWatchHealsInBackground checks that in watch mode a message the
+// peer's kernel never acknowledged is re-sent on a new connection as soon
+// as the kernel reports the reset, with no Write or Close to do it.
 func TestWatchHealsInBackground(t *testing.T) {
 	srv := faultnet.NewServer(t)
-	c := dial(t, watchDialer(), srv.Addr())
-	ctx := testContext(t)
-	if err := srv.WaitConns(ctx, 1); err != nil {
+	c := dialServer(t, watchDialer(), srv)
+	// The server's kernel stops acknowledging, so the message stays held.
+	if err := srv.Blackhole(); err != nil {
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, faultnet.ErrUnsupported) {
+			t.Skipf("Blackhole: %v", err)
+		}
 		t.Fatal(err)
 	}
-	srv.FIN()
-	if err := srv.WaitEvent(ctx, faultnet.EventFIN, 1); err != nil {
-		t.Fatal(err)
-	}
-	// The Write may beat the watcher's event into the dead socket; either
-	// way the message must reach the server without another Write.
 	send(t, c, nil, 0, 64)
-	if err := srv.WaitReceived(ctx, 1); err != nil {
+	srv.RST()
+	if err := srv.WaitReceived(testContext(t), 1); err != nil {
 		t.Fatal(err)
 	}
-	if s := c.Stats(); s.Redials != 1 {
-		t.Errorf("Stats().Redials = %d; want 1", s.Redials)
+	if s := c.Stats(); s.Redials != 1 || s.ResentMessages != 1 {
+		t.Errorf("Stats() = %+v; want 1 redial, 1 message re-sent", s)
 	}
 }
