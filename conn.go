@@ -4,10 +4,11 @@
 //
 // A TCP write succeeds as soon as the local send buffer takes the bytes.
 // When the server has closed or died, the first write still succeeds, and
-// every message written until the error surfaces is lost. A Conn asks the
-// kernel, before each Write, whether the connection still stands; redials
-// with backoff when it does not; and re-sends, before anything new, every
-// message the old peer's kernel had not acknowledged.
+// every message written until the error surfaces is lost. A Conn learns
+// from the kernel when the connection dies (on Linux from an epoll event,
+// elsewhere by asking before each Write); redials with backoff; and
+// re-sends, before anything new, every message the old peer's kernel had
+// not acknowledged.
 //
 // # Guarantee
 //
@@ -23,10 +24,13 @@
 //     server died) cannot be recovered without acknowledgements from the
 //     application, which TCP does not carry. Use RELP or an application
 //     protocol with acknowledgements when that matters.
-//   - When the peer closes gracefully (FIN) and keeps reading, the Conn
-//     stops writing to it, waits up to Dialer.HandoffTimeout for its
-//     acknowledgements, and re-sends only the rest: nothing is lost and
-//     nothing is duplicated.
+//   - A peer that closes only its sending side (FIN) and goes on reading
+//     is not leaving: the Conn goes on writing to it, so a receiver that
+//     half-closes at once, and a server that drains until the client's
+//     EOF, lose and duplicate nothing. A peer that has closed entirely
+//     answers the next data with a reset; the Conn then redials and
+//     re-sends what the peer had not acknowledged, as after any reset.
+//     With replay off, a FIN ends the connection at once.
 //   - A peer that stops acknowledging (a silent drop) is found after
 //     Dialer.UserTimeout where the platform supports it.
 //
@@ -45,6 +49,17 @@
 // gap; with replay off (a negative Dialer.ReplayBuffer) the check narrows
 // it but cannot close it.
 //
+// # Bounds
+//
+// No call waits longer than its bound, whatever runs in the background:
+// a Write ends at the write deadline, a Flush when its context ends, a
+// Close at its flush limit (see Conn.Close), and each of them after
+// Dialer.RedialTimeout spent waiting for a connection to come back, or at
+// Close. The error then says why the call stopped and wraps the last dial
+// or write error: test it with errors.Is (os.ErrDeadlineExceeded,
+// ErrRedialLimit, net.ErrClosed, the context's error, syscall.ECONNREFUSED
+// and the like) or net.Error's Timeout.
+//
 // reconn is built for streams that write and rarely read. A Conn also
 // serves request-response protocols such as HTTP through Dialer.DialContext,
 // but there a redial only happens on Write and Read never redials: a
@@ -58,7 +73,6 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -66,18 +80,19 @@ import (
 )
 
 // ErrRedialLimit is wrapped by the error of a Write, Flush or Close that
-// gave up redialing after Dialer.RedialTimeout. The same error also wraps
-// the last dial error. Test for it with errors.Is.
+// gave up after waiting Dialer.RedialTimeout for a connection to come
+// back. The same error also wraps the last dial error. Test for it with
+// errors.Is.
 var ErrRedialLimit = errors.New("reconn: redial limit reached")
 
 // ErrTooLarge is wrapped by the error of a Write whose message cannot fit
 // in Dialer.ReplayBuffer. Test for it with errors.Is.
 var ErrTooLarge = errors.New("reconn: message larger than the replay buffer")
 
-// ErrPeerClosed and ErrPeerReset are the causes recorded when the check
-// before a Write found that the peer had closed gracefully (FIN) or reset
-// the connection (or it timed out). They appear in RedialEvent.Cause and
-// Stats.LastError; test for them with errors.Is.
+// ErrPeerClosed and ErrPeerReset are the causes recorded when a check
+// found that the peer had closed (with replay off, a FIN is enough) or
+// reset the connection (or it timed out). They appear in
+// RedialEvent.Cause and Stats.LastError; test for them with errors.Is.
 var (
 	ErrPeerClosed = errors.New("reconn: peer closed the connection")
 	ErrPeerReset  = errors.New("reconn: connection reset or timed out")
@@ -114,26 +129,40 @@ func (e *UnconfirmedError) Unwrap() error { return e.Err }
 // one, and also bound the time a Write spends redialing or waiting for
 // room in the replay buffer.
 type Conn struct {
-	cfg *config
-	ctx context.Context // from DialContext; bounds redials
+	cfg  *config
+	base context.Context         // from DialContext: bounds every redial
+	life context.Context         // base, ended by Close with net.ErrClosed
+	end  context.CancelCauseFunc // ends life
 
-	wmu    sync.Mutex  // serializes Writes, Flush, Close and link changes
-	ring   ring        // guarded by wmu
-	trimAt int64       // guarded by wmu: ring usage at which to ask for acknowledgements
-	timer  *time.Timer // guarded by wmu
+	// tok is the right to write: a goroutine holds it from a send on tok
+	// to the receive that releases it (lock, op.lock, unlock). Only the
+	// holder uses ring, trimAt and the link's guarded fields, replaces
+	// cur, and writes on the current link. A holder on the fast path
+	// waits only for a socket write, which the write deadline and Close
+	// bound; one on the slow path sets slow, and recovering while it
+	// replaces a dead link, so that waiters go to their own bounded wait.
+	//
+	// Lock order: tok, then mu. watcher.mu may be taken with tok held
+	// (a link's close), never with mu held.
+	tok        chan struct{}
+	slow       atomic.Bool
+	recovering atomic.Bool
+	nwait      atomic.Int32                  // goroutines that wait on sig
+	sig        atomic.Pointer[chan struct{}] // closed and replaced by kick
+	wdlNano    atomic.Int64                  // the write deadline in Unix nanoseconds, 0 if none; written under mu
 
-	cur     atomic.Pointer[link] // the link Writes use
-	rlink   atomic.Pointer[link] // the link Reads use
+	ring   ring
+	trimAt int64 // ring usage at which to ask for acknowledgements
+
+	cur     atomic.Pointer[link] // the current link
 	readers atomic.Int32         // Reads in progress
 	closed  atomic.Bool
-	stop    chan struct{} // closed by Close
 
 	mu        sync.Mutex // guards the fields below
 	rdl, wdl  time.Time
-	flushDL   time.Time     // Close's flush deadline
-	wake      chan struct{} // closed and replaced when the write deadline changes or Close begins
-	waiters   int           // goroutines that may wait on wake
-	lingering *link         // a replaced link kept open for a waiting Read
+	flushDL   time.Time        // Close's flush limit
+	lingering *link            // a replaced link kept open for a waiting Read
+	ops       map[*op]struct{} // ops that the write deadline bounds
 
 	healing atomic.Bool    // a background recovery is under way
 	bg      sync.WaitGroup // background recoveries; Add under mu, before Close
@@ -142,15 +171,75 @@ type Conn struct {
 }
 
 func newConn(cfg *config, ctx context.Context) *Conn {
-	c := &Conn{
-		cfg:  cfg,
-		ctx:  ctx,
-		stop: make(chan struct{}),
-		wake: make(chan struct{}),
-	}
+	c := &Conn{cfg: cfg, base: ctx, tok: make(chan struct{}, 1)}
+	c.life, c.end = context.WithCancelCause(ctx)
+	sig := make(chan struct{})
+	c.sig.Store(&sig)
 	c.ring.max = cfg.replay
 	c.trimAt = cfg.replay / 2
 	return c
+}
+
+// lock takes the right to write on the fast path. It reports false when
+// the caller must take the slow path instead: the holder is on its own
+// slow path, the write deadline has passed, or Close has begun.
+func (c *Conn) lock() bool {
+	select {
+	case c.tok <- struct{}{}:
+		return true
+	default:
+	}
+	c.nwait.Add(1)
+	defer c.nwait.Add(-1)
+	for {
+		sig := c.sig.Load()
+		if c.slow.Load() || c.closed.Load() || c.deadlinePassed() {
+			return false
+		}
+		select {
+		case c.tok <- struct{}{}:
+			return true
+		case <-*sig:
+		}
+	}
+}
+
+// unlock releases the right to write.
+func (c *Conn) unlock() {
+	c.slow.Store(false)
+	<-c.tok
+}
+
+// goSlow marks the holder of the right to write as being on the slow path
+// and wakes the waiters, which then wait with their own bounds.
+func (c *Conn) goSlow() {
+	if c.slow.Swap(true) {
+		return
+	}
+	c.wakeWaiters()
+}
+
+func (c *Conn) wakeWaiters() {
+	if c.nwait.Load() > 0 {
+		c.mu.Lock()
+		c.kick()
+		c.mu.Unlock()
+	}
+}
+
+// kick wakes every goroutine waiting on sig, after the condition it waits
+// for has changed. c.mu is held.
+func (c *Conn) kick() {
+	if c.nwait.Load() == 0 {
+		return
+	}
+	ch := make(chan struct{})
+	close(*c.sig.Swap(&ch))
+}
+
+func (c *Conn) deadlinePassed() bool {
+	ns := c.wdlNano.Load()
+	return ns != 0 && time.Now().UnixNano() >= ns
 }
 
 // Write writes b as one message. See the package documentation for what a
@@ -161,93 +250,155 @@ func newConn(cfg *config, ctx context.Context) *Conn {
 // wait ends at the write deadline (a timeout error), at Close
 // (net.ErrClosed), when the context given to DialContext is done, or after
 // Dialer.RedialTimeout (ErrRedialLimit); the error then wraps the last
-// dial error. On a timeout, n is the number of bytes of b written, and
-// they count as written.
+// dial or write error. On a timeout, n is the number of bytes of b
+// written, and they count as written.
 func (c *Conn) Write(b []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	if !c.lock() {
+		return c.writeSlow(b, false)
+	}
 	if c.closed.Load() {
-		return 0, c.opError("write", net.ErrClosed)
+		c.unlock()
+		return 0, c.writeError(net.ErrClosed)
+	}
+	if len(b) == 0 {
+		c.unlock()
+		return 0, nil
+	}
+	l := c.cur.Load()
+	if !c.ready(l, len(b)) {
+		return c.writeSlow(b, true)
+	}
+	n, err := l.write(b)
+	if err != nil {
+		if c.closed.Load() || isTimeout(err) {
+			c.stopped(l, b[:n], err)
+			c.unlock()
+			return n, c.writeError(err)
+		}
+		// The connection failed. b goes again, whole, on the next one.
+		c.died(l, err, false)
+		return c.writeSlow(b, true)
+	}
+	c.wrote(l, b)
+	c.unlock()
+	return n, nil
+}
+
+// ready runs the check on l and makes room in the ring for a message of n
+// bytes without waiting. It reports whether a Write may go on with l at
+// once.
+func (c *Conn) ready(l *link, n int) bool {
+	c.check(l)
+	if l.state != healthy {
+		return false
+	}
+	if c.cfg.replay <= 0 {
+		return true
+	}
+	if int64(n)+heldSize > c.ring.max {
+		return false
+	}
+	if c.ring.usage() >= c.trimAt || !c.ring.fits(n) {
+		c.refresh(l)
+		c.trimAt = c.ring.usage() + c.ring.max/8
+	}
+	if c.ring.fits(n) {
+		return l.state == healthy
+	}
+	if !l.ackable && l.state == healthy {
+		// Nothing will ever confirm these: the oldest are assumed
+		// delivered (see the package documentation).
+		c.trimmed(c.ring.evict(n))
+		return true
+	}
+	return false
+}
+
+// writeSlow is Write when something stands in the way: another goroutine
+// on the slow path, a dead connection, a full replay buffer, the deadline,
+// or Close. held reports that the caller holds the right to write.
+func (c *Conn) writeSlow(b []byte, held bool) (int, error) {
+	o := c.newOp(c.life, nil, time.Time{}, true)
+	defer o.end()
+	if !held {
+		if err := o.lock(); err != nil {
+			return 0, c.writeError(o.fail(err))
+		}
+	}
+	c.goSlow()
+	defer c.unlock()
+	if c.closed.Load() {
+		return 0, c.writeError(net.ErrClosed)
 	}
 	if len(b) == 0 {
 		return 0, nil
 	}
-	w := waiter{ctx: c.ctx, stop: c.stop, writeDL: true}
+	if c.cfg.replay > 0 && int64(len(b))+heldSize > c.ring.max {
+		return 0, c.writeError(ErrTooLarge)
+	}
 	for {
-		l := c.cur.Load()
-		if l.state == healthy && c.cfg.op != 0 && (!l.watched || l.flagged.Load()) {
-			c.check(l)
+		if o.ctx.Err() != nil {
+			return 0, c.writeError(o.fail(context.Cause(o.ctx)))
 		}
+		l := c.cur.Load()
+		c.check(l)
 		if l.state != healthy {
-			if err := c.recover(l, &w); err != nil {
-				return 0, c.opError("write", err)
+			if err := c.redial(o, l); err != nil {
+				return 0, c.writeError(err)
 			}
 			continue
 		}
-		if c.cfg.replay > 0 {
-			if err := c.reserve(l, len(b), &w); err != nil {
-				if err == errLinkDied {
-					continue
-				}
-				return 0, c.opError("write", err)
+		if c.cfg.replay > 0 && !c.ring.fits(len(b)) {
+			err := c.waitRoom(o, l, len(b))
+			if err == errLinkDied {
+				continue
+			}
+			if err != nil {
+				return 0, c.writeError(err)
 			}
 		}
-		n, err := l.write(b)
+		n, err := o.write(l, b)
 		if err == nil {
 			c.wrote(l, b)
 			return n, nil
 		}
-		if c.closed.Load() || isTimeout(err) {
-			// The caller is told n bytes went; record them so the
-			// stream stays what the caller believes it is.
-			if n > 0 {
-				c.wrote(l, b[:n])
+		if c.closed.Load() || isTimeout(err) || o.ctx.Err() != nil {
+			c.stopped(l, b[:n], err)
+			if o.ctx.Err() != nil {
+				err = o.fail(context.Cause(o.ctx))
 			}
-			if l.cc != nil {
-				// After a failed write a TLS connection only repeats
-				// the error: the next Write must redial.
-				c.died(l, broken, err, false)
-			}
-			if c.closed.Load() {
-				return n, c.opError("write", net.ErrClosed)
-			}
-			return n, err
+			return n, c.writeError(err)
 		}
-		// The connection failed. b goes again, whole, on the next one.
-		c.died(l, broken, err, false)
+		c.died(l, err, false)
+		o.last = err
 	}
 }
 
-// heal is called by the watcher when it flagged l. If l is the current
-// link and messages are held for replay, a background goroutine redials
-// and replays them at once, so that a message written just before the
-// event is not left waiting for the next Write. With nothing held, the
-// next Write finds the flag: a server that closes idle connections is not
-// redialed for nothing.
-func (c *Conn) heal(l *link) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed.Load() || c.cur.Load() != l || !c.healing.CompareAndSwap(false, true) {
-		return
+// stopped records the part of a message written before a write was
+// stopped by a deadline or Close: the caller is told n bytes went, so the
+// stream must stay what the caller believes it is.
+func (c *Conn) stopped(l *link, part []byte, err error) {
+	if len(part) > 0 {
+		c.wrote(l, part)
 	}
-	c.bg.Add(1)
-	go func() {
-		defer c.bg.Done()
-		defer c.healing.Store(false)
-		c.wmu.Lock()
-		defer c.wmu.Unlock()
-		if c.closed.Load() || c.cur.Load() != l || c.ring.mn == 0 {
-			return
-		}
-		if l.state == healthy {
-			c.check(l)
-		}
-		if l.state != healthy {
-			// On failure the error is in Stats; the next Write tries again.
-			w := waiter{ctx: c.ctx, stop: c.stop}
-			c.recover(l, &w)
-		}
-	}()
+	if l.cc != nil {
+		// After a failed write a TLS connection only repeats the error:
+		// the next Write must redial.
+		c.died(l, err, false)
+	}
+}
+
+// writeError is the error a Write returns for err: net.ErrClosed once
+// Close has begun, a socket's own *net.OpError as it is, and anything else
+// wrapped in a *net.OpError.
+func (c *Conn) writeError(err error) error {
+	if c.closed.Load() && !errors.Is(err, net.ErrClosed) {
+		err = net.ErrClosed
+	}
+	if _, ok := err.(*net.OpError); ok {
+		return err
+	}
+	return c.opError("write", err)
 }
 
 // wrote records a message written on l.
@@ -259,27 +410,72 @@ func (c *Conn) wrote(l *link, b []byte) {
 	}
 }
 
-// check runs the liveness check on l and trims the ring when the check
-// brought an acknowledgement count with it.
-func (c *Conn) check(l *link) {
-	if !l.run(c.cfg.op) {
-		return
-	}
-	c.st.checks.Add(1)
-	if l.p.ackOK && l.ackable {
-		c.ring.trim(l.p.acked)
-	}
-	if l.p.h != healthy {
-		c.died(l, l.p.h, causeOf(l.p.h), true)
+// trimmed counts messages that left the ring.
+func (c *Conn) trimmed(k int, n int64) {
+	if k > 0 {
+		c.st.confirmed.Add(int64(k))
+		c.st.confirmedBytes.Add(n)
 	}
 }
 
-// died marks l dead and counts it.
-func (c *Conn) died(l *link, h health, cause error, byCheck bool) {
+// check runs the liveness check of the Conn's mode on l: before every
+// Write, or in watch mode only after the watcher flagged l.
+func (c *Conn) check(l *link) {
+	if l.state != healthy || c.cfg.op == 0 {
+		return
+	}
+	if l.watched && !(l.flagged.Load() && l.flagged.Swap(false)) {
+		return
+	}
+	if r, ok := l.probe(c.cfg.op); ok {
+		c.st.checks.Add(1)
+		c.observe(l, r, true)
+	}
+}
+
+// refresh asks for l's acknowledgement count and state, trims the ring,
+// and marks l broken if it is.
+func (c *Conn) refresh(l *link) {
+	if !l.ackable || l.state != healthy {
+		return
+	}
+	if r, ok := l.probe(opAcks | opState); ok {
+		c.observe(l, r, false)
+	}
+}
+
+// observe applies what a probe of l learned.
+func (c *Conn) observe(l *link, r probeResult, byCheck bool) {
+	if r.ackOK && l.ackable {
+		c.trimmed(c.ring.trim(r.acked))
+	}
+	switch r.h {
+	case closing:
+		if !l.wclosed {
+			// Only Close half-closes a link; any other FIN from this
+			// side means the socket is being torn down.
+			c.died(l, ErrPeerReset, byCheck)
+		}
+	case broken:
+		c.died(l, ErrPeerReset, byCheck)
+	case peerClosed:
+		if c.cfg.replay <= 0 {
+			// Without replay, what a closing peer drops is lost: leave
+			// before writing to it.
+			c.died(l, ErrPeerClosed, byCheck)
+		} else if !l.peerFIN {
+			l.peerFIN = true
+			c.st.peerHalfClosed.Add(1)
+		}
+	}
+}
+
+// died marks l broken and counts it.
+func (c *Conn) died(l *link, cause error, byCheck bool) {
 	if l.state != healthy {
 		return
 	}
-	l.kill(h, cause)
+	l.kill(cause)
 	c.st.setLastErr(cause)
 	if byCheck {
 		c.st.deadByCheck.Add(1)
@@ -288,85 +484,132 @@ func (c *Conn) died(l *link, h health, cause error, byCheck bool) {
 	}
 }
 
-func causeOf(h health) error {
-	if h == peerClosed {
-		return ErrPeerClosed
-	}
-	return ErrPeerReset
-}
-
-// errLinkDied tells Write that the link died while it waited for room.
+// errLinkDied tells a waiting Write that the link died meanwhile.
 var errLinkDied = errors.New("reconn: link died")
 
-// reserve makes room in the ring for a message of n bytes.
-func (c *Conn) reserve(l *link, n int, w *waiter) error {
-	if int64(n)+heldSize > c.ring.max {
-		return ErrTooLarge
+// waitRoom waits until the ring has room for a message of n bytes, which
+// acknowledgements make. The op's bound ends the wait; RedialTimeout does
+// not, since the connection is up. It returns errLinkDied if l dies
+// meanwhile.
+func (c *Conn) waitRoom(o *op, l *link, n int) error {
+	if !l.ackable {
+		c.trimmed(c.ring.evict(n))
+		return nil
 	}
-	if c.ring.usage() >= c.trimAt || !c.ring.fits(n) {
+	return c.poll(o, false, func() (bool, error) {
 		c.refresh(l)
-		c.trimAt = c.ring.usage() + c.ring.max/8
-	}
-	// Waiting for acknowledgements ends at the deadline or Close, not at
-	// the redial bounds.
-	rw := waiter{ctx: context.Background(), stop: w.stop, writeDL: w.writeDL}
-	d := 50 * time.Microsecond
-	for !c.ring.fits(n) {
-		if !l.ackable {
-			// Nothing will ever confirm these: the oldest are assumed
-			// delivered (see the package documentation).
-			c.ring.evict(n)
-			return nil
+		if c.ring.fits(n) {
+			return true, nil
 		}
 		if l.state != healthy {
-			return errLinkDied
+			return false, errLinkDied
 		}
-		if err := c.pause(&rw, d); err != nil {
+		return false, nil
+	})
+}
+
+// poll calls step, with a growing pause between calls, until step reports
+// done or fails, or the op's bound ends the wait. The caller holds the
+// right to write; if release is set, poll gives it up for each pause and
+// takes it back, within the op's bound, for each step, so that Writes go
+// on meanwhile. poll returns holding it unless release is set.
+func (c *Conn) poll(o *op, release bool, step func() (bool, error)) error {
+	for d := 50 * time.Microsecond; ; d = min(2*d, 10*time.Millisecond) {
+		done, err := step()
+		if done || err != nil {
+			if release {
+				c.unlock()
+			}
 			return err
 		}
-		d = min(2*d, 10*time.Millisecond)
-		c.refresh(l)
-	}
-	return nil
-}
-
-// refresh asks for l's acknowledgement count and trims the ring.
-func (c *Conn) refresh(l *link) {
-	if !l.ackable || !l.run(opAcks|opState) {
-		return
-	}
-	if l.p.ackOK {
-		c.ring.trim(l.p.acked)
-	}
-	if l.p.h != healthy {
-		c.died(l, l.p.h, causeOf(l.p.h), true)
-	}
-}
-
-// recover replaces the dead link old: it lets a draining peer acknowledge
-// what it can, redials with backoff, and replays what is left.
-func (c *Conn) recover(old *link, w *waiter) error {
-	start := time.Now()
-	if w.limit.IsZero() && c.cfg.redialTimeout > 0 {
-		w.limit = start.Add(c.cfg.redialTimeout)
-	}
-	ev := RedialEvent{Cause: old.cause}
-	ev.Graceful = c.settle(old, w)
-	lastErr := old.cause
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			if err := c.pause(w, c.backoff(attempt)); err != nil {
-				return giveUp(err, lastErr, attempt)
+		if release {
+			c.unlock()
+		}
+		if err := sleep(o.ctx, d); err != nil {
+			return o.fail(err)
+		}
+		if release {
+			if err := o.lock(); err != nil {
+				return o.fail(err)
 			}
 		}
-		nl, cut, err := c.dial(w)
+	}
+}
+
+// heal is called by the watcher when it flagged l. If l is the current
+// link and it died with messages its peer never acknowledged, a background
+// goroutine redials and replays them at once, so that a message written
+// just before the event is not left waiting for the next Write. Otherwise
+// the next Write acts on the flag: a server that closes an idle connection
+// is not redialed for nothing.
+func (c *Conn) heal(l *link) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() || c.cur.Load() != l || !c.healing.CompareAndSwap(false, true) {
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer c.healing.Store(false)
+		o := c.newOp(c.life, nil, time.Time{}, false)
+		defer o.end()
+		if o.lock() != nil {
+			return
+		}
+		defer c.unlock()
+		if c.cur.Load() != l {
+			return
+		}
+		c.check(l)
+		if l.state == healthy {
+			return
+		}
+		c.goSlow()
+		c.settle(l)
+		if c.ring.mn == 0 {
+			return
+		}
+		// On failure the error is in Stats; the next Write tries again.
+		o.redialCtx()
+		c.redial(o, l)
+	}()
+}
+
+// redial replaces the dead link old: it trims what old's peer
+// acknowledged, dials with backoff, installs the new link and replays
+// what is held. It gives up when the op's redial bound ends, and returns
+// the op's error.
+func (c *Conn) redial(o *op, old *link) error {
+	c.recovering.Store(true)
+	c.wakeWaiters()
+	defer c.recovering.Store(false)
+	rc := o.redialCtx()
+	start := time.Now()
+	ev := RedialEvent{Cause: old.cause}
+	c.settle(old)
+	if o.last == nil {
+		o.last = old.cause
+	}
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if err := sleep(rc, c.backoff(attempt)); err != nil {
+				return o.fail(err)
+			}
+		}
+		if rc.Err() != nil {
+			return o.fail(context.Cause(rc))
+		}
+		nl, err := c.cfg.dialLink(rc)
+		o.attempts++
 		ev.Attempts++
 		if err != nil {
-			if !cut || lastErr == nil {
-				// A dial cut short by the caller's own bounds says
-				// less than the failure before it.
-				lastErr = err
+			if cut(rc) {
+				// The op's own bound ended the attempt: the error before
+				// says more.
+				return o.fail(endCause(rc))
 			}
+			o.last = err
 			c.st.dialErrors.Add(1)
 			c.st.setLastErr(err)
 			continue
@@ -374,136 +617,69 @@ func (c *Conn) recover(old *link, w *waiter) error {
 		c.st.dials.Add(1)
 		c.st.redials.Add(1)
 		c.install(nl, old)
-		k, err := c.replay(nl)
+		k, err := c.replay(o, nl)
 		ev.Replayed += k
 		if err != nil {
-			if c.closed.Load() && w.stop != nil {
-				return net.ErrClosed
+			if o.ctx.Err() != nil || c.closed.Load() {
+				return o.fail(context.Cause(o.ctx))
 			}
-			if isTimeout(err) {
-				return err
-			}
-			lastErr = err
+			o.last = err
 			c.st.setLastErr(err)
 			old = nl
-			c.settle(old, w)
+			c.settle(old)
 			continue
 		}
 		ev.Downtime = time.Since(start)
-		if c.cfg.onRedial != nil {
-			c.cfg.onRedial(ev)
-		}
+		o.events = append(o.events, ev)
 		return nil
 	}
 }
 
-// settle trims what the dead link's peer acknowledged. If the peer closed
-// gracefully, it first half-closes the link and waits, up to
-// HandoffTimeout, for the acknowledgements of what was sent. It reports
-// whether it waited.
-func (c *Conn) settle(old *link, w *waiter) bool {
+// settle trims what the dead link's peer acknowledged, which Linux and
+// Windows still count after a reset.
+func (c *Conn) settle(old *link) {
 	if !old.ackable || c.ring.mn == 0 {
-		return false
+		return
 	}
-	graceful := old.state == peerClosed && c.cfg.handoff > 0
-	if graceful {
-		c.st.handoffs.Add(1)
-		old.closeWrite()
-		until := time.Now().Add(c.cfg.handoff)
-		hw := waiter{ctx: context.Background(), stop: w.stop, writeDL: w.writeDL, limit: until}
-		if !w.limit.IsZero() && w.limit.Before(until) {
-			hw.limit = w.limit
-		}
-		d := 50 * time.Microsecond
-		for {
-			if old.run(opAcks|opState) && old.p.ackOK {
-				c.ring.trim(old.p.acked)
-			}
-			if c.ring.mn == 0 || old.p.h == broken || c.pause(&hw, d) != nil {
-				break
-			}
-			d = min(2*d, 10*time.Millisecond)
-		}
+	if r, ok := old.probe(opAcks); ok && r.ackOK {
+		c.trimmed(c.ring.trim(r.acked))
 	}
-	if old.run(opAcks) && old.p.ackOK {
-		c.ring.trim(old.p.acked)
-	}
-	return graceful
 }
 
 // replay re-sends every held message on the new link l, in order.
-func (c *Conn) replay(l *link) (int, error) {
+func (c *Conn) replay(o *op, l *link) (int, error) {
 	if c.ring.mn == 0 {
 		return 0, nil
 	}
 	c.ring.unlink()
-	pos := c.ring.start
-	i, k := 0, 0
-	for pos < c.ring.end {
-		s := c.ring.span(pos, 64<<10)
-		before := l.sentNow()
-		n, err := l.write(s)
-		pos += int64(n)
-		// Give every message now complete on l its link offset.
-		for ; i < c.ring.mn && c.ring.at(i).end <= pos; i++ {
-			m := c.ring.at(i)
-			if l.cc == nil {
-				m.linkEnd = before + (m.end - (pos - int64(n)))
-			} else {
-				m.linkEnd = l.sentNow()
-			}
-			k++
+	from := c.ring.sent
+	k, err := c.send(o, l)
+	c.st.resent(k, c.ring.sent-from)
+	return k, err
+}
+
+// maxWrite bounds one write of held messages.
+const maxWrite = 64 << 10
+
+// send writes what the ring holds and has not written on l, and returns
+// the number of messages it completed.
+func (c *Conn) send(o *op, l *link) (int, error) {
+	k := 0
+	for {
+		s := c.ring.unsent(maxWrite)
+		if len(s) == 0 {
+			return k, nil
 		}
+		before, ms := l.sentNow(), c.ring.ms
+		n, err := o.write(l, s)
+		c.ring.advance(n, before, l.sentNow(), l.cc == nil)
+		k += c.ring.ms - ms
 		if err != nil {
 			// A message may be cut on l: l cannot carry the stream on.
-			c.died(l, broken, err, false)
-			c.st.resent(k, pos-c.ring.start)
+			c.died(l, err, false)
 			return k, err
 		}
 	}
-	c.st.resent(k, c.ring.end-c.ring.start)
-	return k, nil
-}
-
-// dial makes one underlying connection, giving up when the waiter's
-// bounds do. cut reports that those bounds, rather than the dial itself,
-// ended a failed attempt.
-func (c *Conn) dial(w *waiter) (l *link, cut bool, err error) {
-	ctx, cancel := context.WithCancel(w.ctx)
-	defer cancel()
-	c.mu.Lock()
-	dl := w.deadline(c)
-	wake := c.wake
-	c.mu.Unlock()
-	bounded := !dl.IsZero()
-	if c.cfg.userTimeout > 0 {
-		if t := time.Now().Add(c.cfg.userTimeout); dl.IsZero() || t.Before(dl) {
-			dl, bounded = t, false
-		}
-	}
-	if !dl.IsZero() {
-		var cancelDL context.CancelFunc
-		ctx, cancelDL = context.WithDeadline(ctx, dl)
-		defer cancelDL()
-	}
-	done := make(chan struct{})
-	defer close(done)
-	stop := w.stop // the goroutine must not capture w, or every Write would allocate it
-	go func() {
-		select {
-		case <-stop:
-		case <-wake:
-		case <-c.ctx.Done():
-		case <-done:
-			return
-		}
-		cancel()
-	}()
-	l, err = c.cfg.dialLink(ctx)
-	if err != nil && ctx.Err() != nil {
-		cut = bounded || ctx.Err() == context.Canceled
-	}
-	return l, cut, err
 }
 
 // install makes l the current link, in place of old.
@@ -512,16 +688,11 @@ func (c *Conn) install(l *link, old *link) {
 	if !c.rdl.IsZero() {
 		l.nc.SetReadDeadline(c.rdl)
 	}
-	wdl := c.wdl
-	if c.closed.Load() {
-		wdl = c.flushDL
-	}
-	if !wdl.IsZero() {
+	if wdl := c.linkWriteDeadline(); !wdl.IsZero() {
 		l.nc.SetWriteDeadline(wdl)
 	}
 	l.owner.Store(c)
 	c.cur.Store(l)
-	c.rlink.Store(l)
 	drop := [2]*link{c.lingering}
 	c.lingering = nil
 	if old != nil {
@@ -537,7 +708,7 @@ func (c *Conn) install(l *link, old *link) {
 		} else {
 			drop[1] = old
 		}
-		old.retired.Store(true) // after rlink moved on: see Read
+		old.retired.Store(true) // after cur moved on: see Read
 	}
 	c.mu.Unlock()
 	for _, d := range drop {
@@ -547,179 +718,128 @@ func (c *Conn) install(l *link, old *link) {
 	}
 }
 
+// linkWriteDeadline is the write deadline a link must have: the Conn's,
+// or Close's flush limit once Close has begun. c.mu is held.
+func (c *Conn) linkWriteDeadline() time.Time {
+	if c.closed.Load() {
+		return c.flushDL
+	}
+	return c.wdl
+}
+
+// restoreWriteDeadline gives l back the write deadline it must have after
+// an op moved it to the past.
+func (c *Conn) restoreWriteDeadline(l *link) {
+	c.mu.Lock()
+	l.nc.SetWriteDeadline(c.linkWriteDeadline())
+	c.mu.Unlock()
+}
+
 // lingerTime bounds how long a Read may go on reading a replaced link.
 const lingerTime = 2 * time.Second
 
-// backoff is the wait before redial attempt n (n >= 1).
+// backoff is the wait before redial attempt n (n >= 1): a random time
+// between half and all of MinBackoff·2^(n-1), capped at MaxBackoff.
 func (c *Conn) backoff(n int) time.Duration {
-	d := c.cfg.minBackoff
-	for i := 1; i < n && d < c.cfg.maxBackoff; i++ {
+	d, limit := c.cfg.minBackoff, c.cfg.maxBackoff
+	for i := 1; i < n && d < limit; i++ {
+		if d > limit/2 {
+			d = limit
+			break
+		}
 		d *= 2
 	}
-	d = min(d, c.cfg.maxBackoff)
-	return d/2 + rand.N(d/2+1)
-}
-
-// waiter carries the bounds of one Write, Flush or Close.
-type waiter struct {
-	ctx     context.Context
-	stop    <-chan struct{} // Close; nil while Close flushes
-	writeDL bool            // the Conn's write deadline applies
-	limit   time.Time       // RedialTimeout, FlushTimeout or HandoffTimeout
-}
-
-// deadline is the earliest of the waiter's bounds. c.mu must be held.
-func (w *waiter) deadline(c *Conn) time.Time {
-	dl := w.limit
-	if w.writeDL && !c.wdl.IsZero() && (dl.IsZero() || c.wdl.Before(dl)) {
-		dl = c.wdl
+	d = min(d, limit)
+	if d <= 0 {
+		return 0
 	}
-	return dl
-}
-
-// errLimit reports that the waiter's own limit passed.
-var errLimit = errors.New("reconn: limit passed")
-
-// pause waits for d, or less if something changes. It returns an error
-// when the caller must stop: os.ErrDeadlineExceeded, net.ErrClosed,
-// errLimit, or the context's error.
-func (c *Conn) pause(w *waiter, d time.Duration) error {
-	c.mu.Lock()
-	now := time.Now()
-	if w.writeDL && !c.wdl.IsZero() && !now.Before(c.wdl) {
-		c.mu.Unlock()
-		return os.ErrDeadlineExceeded
-	}
-	if !w.limit.IsZero() && !now.Before(w.limit) {
-		c.mu.Unlock()
-		return errLimit
-	}
-	if dl := w.deadline(c); !dl.IsZero() && dl.Sub(now) < d {
-		d = dl.Sub(now)
-	}
-	wake := c.wake
-	c.waiters++
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.waiters--
-		c.mu.Unlock()
-	}()
-	if c.timer == nil {
-		c.timer = time.NewTimer(d)
-	} else {
-		c.timer.Reset(d)
-	}
-	select {
-	case <-c.timer.C:
-		return nil
-	case <-wake:
-	case <-w.stop:
-		c.timer.Stop()
-		return net.ErrClosed
-	case <-w.ctx.Done():
-		c.timer.Stop()
-		return w.ctx.Err()
-	}
-	c.timer.Stop()
-	return nil
-}
-
-// kick wakes every waiter. c.mu must be held.
-func (c *Conn) kick() {
-	if c.waiters > 0 {
-		close(c.wake)
-		c.wake = make(chan struct{})
-	}
-}
-
-// redialError is the error of a call that gave up redialing.
-type redialError struct {
-	cause    error // os.ErrDeadlineExceeded, ErrRedialLimit, or a context error
-	last     error // the last dial or write error
-	attempts int
-}
-
-func (e *redialError) Error() string {
-	s := e.cause.Error() + " after " + itoa(int64(e.attempts)) + " dial attempts"
-	if e.last != nil {
-		s += ": " + e.last.Error()
-	}
-	return s
-}
-
-func (e *redialError) Unwrap() []error { return []error{e.cause, e.last} }
-
-// Timeout reports whether the write deadline ended the wait.
-func (e *redialError) Timeout() bool { return e.cause == os.ErrDeadlineExceeded }
-
-func giveUp(err, last error, attempts int) error {
-	switch err {
-	case net.ErrClosed:
-		return err
-	case errLimit:
-		err = ErrRedialLimit
-	}
-	if last == nil {
-		return err
-	}
-	return &redialError{cause: err, last: last, attempts: attempts}
+	return d/2 + rand.N(d-d/2+1)
 }
 
 // Flush waits until the peer's kernel has acknowledged every message
 // written before the call, redialing and replaying if the peer dies
-// meanwhile. Writes wait while Flush runs. If ctx ends first, Flush
+// meanwhile. Writes go on while Flush waits. If ctx ends first, or the
+// Conn is closed, or a redial gives up (see Dialer.RedialTimeout), Flush
 // returns a *net.OpError wrapping an *UnconfirmedError.
 //
 // Where the platform has no acknowledgement count (see the package
-// documentation), Flush returns at once.
+// documentation), and with replay off, Flush returns at once.
 func (c *Conn) Flush(ctx context.Context) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if c.closed.Load() {
 		return c.opError("flush", net.ErrClosed)
 	}
-	w := waiter{ctx: ctx, stop: c.stop}
-	if err := c.flush(&w); err != nil {
-		return c.opError("flush", err)
+	o := c.newOp(c.life, ctx, time.Time{}, false)
+	defer o.end()
+	var f flushState
+	err := o.lock()
+	if err == nil {
+		err = c.poll(o, true, func() (bool, error) { return c.flushStep(o, &f, false) })
+	} else {
+		err = o.fail(err)
+	}
+	if err != nil {
+		return c.opError("flush", c.unconfirmed(err, &f))
 	}
 	return nil
 }
 
-func (c *Conn) flush(w *waiter) error {
-	d := 50 * time.Microsecond
+// flushState follows one Flush or Close.
+type flushState struct {
+	target   int64 // stream offset to see acknowledged; -1 until known
+	known    bool  // target is set
+	messages int   // unconfirmed before target at the last look
+	bytes    int64
+}
+
+// flushStep looks once at what is confirmed up to the flush's target,
+// redialing and replaying if the link is dead. It reports whether
+// everything is confirmed, or, with an error, why it gave up. If final is
+// set (Close), the link is half-closed first, since nothing more will be
+// written. The caller holds the right to write.
+func (c *Conn) flushStep(o *op, f *flushState, final bool) (bool, error) {
+	if !f.known {
+		f.target, f.known = c.ring.end, true
+	}
 	for {
 		l := c.cur.Load()
-		if c.ring.mn == 0 {
-			return nil
-		}
+		c.check(l)
 		if l.state == healthy {
 			if !l.ackable {
-				return nil // nothing can confirm it
+				return true, nil // nothing can confirm it
 			}
 			c.refresh(l)
-			if c.ring.mn == 0 {
-				return nil
+		}
+		f.messages, f.bytes = c.ring.upTo(f.target)
+		if f.messages == 0 {
+			return true, nil
+		}
+		if l.state == healthy {
+			if final {
+				l.closeWrite()
 			}
+			return false, nil
 		}
-		if l.state != healthy {
-			if err := c.recover(l, w); err != nil {
-				return c.unconfirmed(err)
-			}
-			continue
+		// A link that ended after both sides closed (Close half-closed
+		// it) reads as closed but counts what its peer acknowledged:
+		// redial only for what is left.
+		c.settle(l)
+		if f.messages, f.bytes = c.ring.upTo(f.target); f.messages == 0 {
+			return true, nil
 		}
-		if err := c.pause(w, d); err != nil {
-			return c.unconfirmed(err)
+		c.goSlow()
+		if err := c.redial(o, l); err != nil {
+			return false, err
 		}
-		d = min(2*d, 20*time.Millisecond)
 	}
 }
 
-func (c *Conn) unconfirmed(err error) error {
-	if err == errLimit {
-		err = os.ErrDeadlineExceeded
+// unconfirmed wraps err, why a Flush or Close gave up, with what was still
+// unconfirmed at its last look.
+func (c *Conn) unconfirmed(err error, f *flushState) error {
+	if !f.known {
+		f.messages, f.bytes = c.st.pending()
 	}
-	return &UnconfirmedError{Messages: c.ring.mn, Bytes: c.ring.end - c.ring.start, Err: err}
+	return &UnconfirmedError{Messages: f.messages, Bytes: f.bytes, Err: err}
 }
 
 // Read reads from the current underlying connection. It never redials.
@@ -730,7 +850,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		if c.closed.Load() {
 			return 0, c.opError("read", net.ErrClosed)
 		}
-		l := c.rlink.Load()
+		l := c.cur.Load()
 		n, err := l.nc.Read(b)
 		if err == nil {
 			return n, nil
@@ -763,11 +883,13 @@ func (c *Conn) readExpired() bool {
 	return !c.rdl.IsZero() && !time.Now().Before(c.rdl)
 }
 
-// Close stops new Writes, wakes pending Reads and Writes, and waits until
-// the peer's kernel has acknowledged everything written, redialing and
-// replaying if the peer dies meanwhile. The wait is bounded by the write
-// deadline if one is set, else by Dialer.FlushTimeout. If it gives up,
-// Close returns a *net.OpError wrapping an *UnconfirmedError.
+// Close stops new Writes, wakes pending Reads and Writes, half-closes the
+// connection and waits until the peer's kernel has acknowledged
+// everything written, redialing and replaying if the peer dies meanwhile.
+// The wait is bounded by the write deadline if one is set, else by
+// Dialer.FlushTimeout, and ends when the context given to DialContext is
+// done. If it gives up, Close returns a *net.OpError wrapping an
+// *UnconfirmedError. No goroutine of the Conn is left when Close returns.
 //
 // Close is safe to call more than once; later calls return an error
 // satisfying errors.Is(err, net.ErrClosed).
@@ -776,32 +898,47 @@ func (c *Conn) Close() error {
 		return c.opError("close", net.ErrClosed)
 	}
 	c.mu.Lock()
-	close(c.stop)
-	c.kick()
 	if !c.wdl.IsZero() {
 		c.flushDL = c.wdl
 	} else if c.cfg.flushTimeout > 0 {
 		c.flushDL = time.Now().Add(c.cfg.flushTimeout)
+	} else if c.cfg.flushTimeout < 0 {
+		c.flushDL = aLongTimeAgo
 	}
-	for _, l := range [...]*link{c.cur.Load(), c.rlink.Load(), c.lingering} {
+	c.end(net.ErrClosed)
+	c.kick()
+	for _, l := range [...]*link{c.cur.Load(), c.lingering} {
 		if l != nil {
 			l.nc.SetDeadline(aLongTimeAgo)
 		}
 	}
 	c.mu.Unlock()
 
-	defer c.bg.Wait() // after wmu is released: a background recovery may wait for it
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	defer c.bg.Wait() // after the right to write is released: a background recovery may wait for it
+	flush := c.cfg.flushTimeout >= 0 && c.cfg.replay > 0
+	limit := c.flushDL
+	if !flush {
+		// Nothing to wait for but the holder of the right to write, which
+		// Close has just stopped.
+		limit = time.Time{}
+	}
+	o := c.newOp(c.base, nil, limit, false)
+	defer o.end()
 	var err error
-	if c.cfg.flushTimeout >= 0 {
-		l := c.cur.Load()
-		l.nc.SetWriteDeadline(c.flushDL)
-		w := waiter{ctx: context.Background(), limit: c.flushDL}
-		err = c.flush(&w)
+	var f flushState
+	if lerr := o.lock(); lerr != nil {
+		if flush {
+			err = c.unconfirmed(o.fail(lerr), &f)
+		}
+	} else {
+		defer c.unlock()
+		if flush {
+			c.restoreWriteDeadline(c.cur.Load())
+			err = c.flushAll(o, &f)
+		}
 	}
 	c.mu.Lock()
-	links := [...]*link{c.cur.Load(), c.rlink.Load(), c.lingering}
+	links := [...]*link{c.cur.Load(), c.lingering}
 	c.lingering = nil
 	c.mu.Unlock()
 	for _, l := range links {
@@ -813,6 +950,14 @@ func (c *Conn) Close() error {
 	}
 	if err != nil {
 		return c.opError("close", err)
+	}
+	return nil
+}
+
+// flushAll is Close's flush: it keeps the right to write to the end.
+func (c *Conn) flushAll(o *op, f *flushState) error {
+	if err := c.poll(o, false, func() (bool, error) { return c.flushStep(o, f, true) }); err != nil {
+		return c.unconfirmed(err, f)
 	}
 	return nil
 }
@@ -839,8 +984,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline sets the deadline for Write calls, on the current
 // connection and every later one. It also bounds a Write waiting for a
-// redial or for room in the replay buffer, and wakes it to re-check. A
-// zero t means Write will not time out.
+// redial, for another goroutine's redial, or for room in the replay
+// buffer, including a Write already waiting. A zero t means Write will
+// not time out.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	return c.setDeadline(t, false, true)
 }
@@ -851,7 +997,7 @@ func (c *Conn) setDeadline(t time.Time, r, w bool) error {
 	if c.closed.Load() {
 		return c.opError("set", net.ErrClosed)
 	}
-	links := [...]*link{c.cur.Load(), c.rlink.Load(), c.lingering}
+	links := [...]*link{c.cur.Load(), c.lingering}
 	if r {
 		c.rdl = t
 		for _, l := range links {
@@ -862,10 +1008,24 @@ func (c *Conn) setDeadline(t time.Time, r, w bool) error {
 	}
 	if w {
 		c.wdl = t
+		ns := int64(0)
+		if !t.IsZero() {
+			ns = max(t.UnixNano(), 1)
+		}
+		c.wdlNano.Store(ns)
 		links[0].nc.SetWriteDeadline(t)
+		for o := range c.ops {
+			o.armLocked(t)
+		}
 		c.kick()
 	}
 	return nil
+}
+
+// Stats returns a snapshot of the Conn's counters. It may be called at any
+// time, from any goroutine.
+func (c *Conn) Stats() Stats {
+	return c.st.snapshot(c.cfg.replay > 0)
 }
 
 // opError wraps err as net does, naming the current connection.
@@ -880,8 +1040,3 @@ func isTimeout(err error) bool {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
-
-func ceilSeconds(d time.Duration) int {
-	s := int((d + time.Second - 1) / time.Second)
-	return max(s, 1)
-}

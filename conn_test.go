@@ -26,12 +26,11 @@ func TestMain(m *testing.M) {
 // testDialer returns a Dialer whose timeouts suit tests.
 func testDialer() *reconn.Dialer {
 	return &reconn.Dialer{
-		UserTimeout:    2 * time.Second,
-		RedialTimeout:  10 * time.Second,
-		MinBackoff:     2 * time.Millisecond,
-		MaxBackoff:     20 * time.Millisecond,
-		HandoffTimeout: time.Second,
-		FlushTimeout:   5 * time.Second,
+		UserTimeout:   2 * time.Second,
+		RedialTimeout: 10 * time.Second,
+		MinBackoff:    2 * time.Millisecond,
+		MaxBackoff:    20 * time.Millisecond,
+		FlushTimeout:  5 * time.Second,
 	}
 }
 
@@ -184,9 +183,12 @@ func closeBetweenMessages(t *testing.T, mode reconn.CheckMode, name string, faul
 		if r.Lost != 0 || r.Duplicated != 0 {
 			t.Errorf("lost %d, duplicated %d; want 0, 0\n%v", r.Lost, r.Duplicated, r)
 		}
+		// Each fault ends the connection, so each needs a redial; one
+		// fault cannot need more than two (the message after it may go
+		// out before the reset comes back).
 		s := c.Stats()
-		if got, want := s.Redials, int64(total/every); got != want {
-			t.Errorf("Stats().Redials = %d; want %d", got, want)
+		if faults := int64(total / every); s.Redials < faults || s.Redials > 2*faults {
+			t.Errorf("Stats().Redials = %d; want between %d and %d", s.Redials, faults, 2*faults)
 		}
 		// Watch mode (the Linux default) asks the kernel only after
 		// an event, not before each Write.
@@ -445,11 +447,16 @@ func TestBadInput(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}
+	// A ReplayBuffer below 4 KiB is raised to 4 KiB; a message must fit
+	// with its 16 bytes of bookkeeping.
 	d := testDialer()
-	d.ReplayBuffer = 1024
+	d.ReplayBuffer = 16
 	small := dial(t, d, srv.Addr())
-	if n, err := small.Write(make([]byte, 2048)); n != 0 || !errors.Is(err, reconn.ErrTooLarge) {
-		t.Errorf("Write(2048 bytes) with a 1024-byte ReplayBuffer = %d, %v; want 0, ErrTooLarge", n, err)
+	if n, err := small.Write(make([]byte, 4096-16)); n != 4096-16 || err != nil {
+		t.Errorf("Write(4080 bytes) with ReplayBuffer 16 (raised to 4 KiB) = %d, %v; want 4080, nil", n, err)
+	}
+	if n, err := small.Write(make([]byte, 4096-15)); n != 0 || !errors.Is(err, reconn.ErrTooLarge) {
+		t.Errorf("Write(4081 bytes) with ReplayBuffer 16 (raised to 4 KiB) = %d, %v; want 0, ErrTooLarge", n, err)
 	}
 	if _, err := c.Write([]byte("x\n")); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Write after Close = %v; want net.ErrClosed", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"sync/atomic"
 	"time"
 )
 
@@ -82,21 +81,26 @@ const (
 	defaultMinBackoff    = 100 * time.Millisecond
 	defaultMaxBackoff    = 5 * time.Second
 	defaultReplayBuffer  = 4 << 20
-	defaultHandoff       = 2 * time.Second
+	minReplayBuffer      = 4 << 10
 	defaultFlushTimeout  = 15 * time.Second
+	defaultAttempt       = 30 * time.Second // one dial attempt, when UserTimeout is negative
 )
 
 // A Dialer contains options for connecting to an address and keeping the
 // connection up.
 //
 // The zero value for each field is equivalent to dialing with its
-// documented default. A Dialer is safe for concurrent use; changing its
+// documented default, and each field's documentation says what a negative
+// value means. A value that cannot work fails DialContext with an error
+// naming the field. A Dialer is safe for concurrent use; changing its
 // fields affects only later dials.
 type Dialer struct {
 	// Dialer makes every underlying connection, the first and each
 	// redial. If nil, a net.Dialer is used whose keep-alive is set by the
 	// KeepAlive field. A custom Dialer keeps its own timeouts, LocalAddr,
-	// Control hook or proxy.
+	// Control hook or proxy. If it is a *net.Dialer with a Timeout or a
+	// Deadline, those bound each dial attempt, the TLS handshake included,
+	// as crypto/tls applies them, instead of UserTimeout.
 	//
 	// Checks and acknowledgement counts need the connection it returns to
 	// be a *net.TCPConn or *net.UnixConn. A connection of another type
@@ -112,57 +116,62 @@ type Dialer struct {
 	// counts as delivered once the record carrying its last byte is.
 	TLSConfig *tls.Config
 
-	// Check selects the liveness check run before each Write. The zero
-	// value is CheckDefault.
+	// Check selects how the Conn learns that a connection died. The zero
+	// value is CheckDefault. Any value other than the CheckMode constants
+	// fails DialContext.
 	Check CheckMode
 
 	// UserTimeout is how long written data may stay unacknowledged before
-	// the connection counts as dead: TCP_USER_TIMEOUT on Linux,
-	// TCP_RXT_CONNDROPTIME on darwin, TCP_MAXRT (whole seconds) on Windows.
-	// FreeBSD, the other BSDs, illumos and AIX have no per-socket
-	// equivalent. It also bounds each redial attempt. If zero, the default
-	// is 10 seconds. If negative, the socket is left as Dialer made it and
-	// redial attempts are bounded only by Dialer and RedialTimeout.
+	// the connection counts as dead: TCP_USER_TIMEOUT on Linux, rounded up
+	// to whole milliseconds; TCP_RXT_CONNDROPTIME on darwin and TCP_MAXRT
+	// on Windows, rounded up to whole seconds; in each case capped at the
+	// largest value the option takes (2^31-1 units). FreeBSD, the other
+	// BSDs, illumos and AIX have no per-socket equivalent. It also bounds
+	// each dial attempt, the connect and the TLS handshake together,
+	// unless Dialer is a *net.Dialer with its own Timeout or Deadline. If
+	// zero, the default is 10 seconds. If negative, the socket is left as
+	// Dialer made it, and each dial attempt is bounded by 30 seconds.
 	UserTimeout time.Duration
 
 	// KeepAlive is the idle time before TCP keep-alive probes start; three
-	// probes are then sent a third of that apart. It finds a dead peer on
-	// an idle connection; on Linux, UserTimeout then also bounds the probes.
-	// If zero, the default is 15 seconds, unless the Dialer field is set:
-	// a custom dialer's keep-alive is then left as it made it. If
-	// negative, the socket is always left as Dialer made it.
+	// probes are then sent a third of that apart, at least a second
+	// apart. It finds a dead peer on an idle connection; on Linux,
+	// UserTimeout then also bounds the probes. It is rounded up to whole
+	// seconds and capped at 32767 seconds (Linux's limit). If zero, the
+	// default is 15 seconds, unless the Dialer field is set: a custom
+	// dialer's keep-alive is then left as it made it. If negative, the
+	// socket is always left as Dialer made it.
 	KeepAlive time.Duration
 
-	// RedialTimeout bounds how long one Write, Flush or Close may spend
-	// redialing before it gives up with an error that wraps ErrRedialLimit
-	// and the last dial error. A write deadline, the context given to
-	// DialContext, and Close end the wait sooner. If zero, the default is
-	// 30 seconds. If negative, there is no limit.
+	// RedialTimeout bounds how long one Write, Flush or Close may wait for
+	// a dead connection to come back, redialing or waiting for another
+	// goroutine (or the background watcher) that redials, before it gives
+	// up with an error that wraps ErrRedialLimit and the last dial error.
+	// The time counts from the moment the call first finds the connection
+	// down. A write deadline, the context given to DialContext, and Close
+	// end the wait sooner. If zero, the default is 30 seconds. If
+	// negative, there is no limit.
 	RedialTimeout time.Duration
 
 	// MinBackoff and MaxBackoff bound the wait between redial attempts.
 	// The first attempt after a failure is immediate; the wait before
 	// attempt n+1 is drawn at random between half and all of
-	// MinBackoff·2^(n-1), capped at MaxBackoff. If zero, the defaults are
-	// 100 milliseconds and 5 seconds.
+	// MinBackoff·2^(n-1), capped at MaxBackoff. If MinBackoff is zero, the
+	// default is 100 milliseconds; if MaxBackoff is zero, the default is 5
+	// seconds, or MinBackoff if that is larger. A negative value, or a
+	// MaxBackoff below MinBackoff, fails DialContext.
 	MinBackoff, MaxBackoff time.Duration
 
 	// ReplayBuffer bounds the memory, in bytes, that holds messages not yet
 	// acknowledged by the peer's kernel, counting 16 bytes of bookkeeping
 	// per message. When it is full, Write waits for acknowledgements (up to
-	// its deadline); a single message larger than the bound fails with
-	// ErrTooLarge. If zero, the default is 4 MiB. If negative, replay is
-	// off: a redial re-sends only the message whose write failed, and
-	// Close and Flush do not wait for acknowledgements.
+	// its deadline); a single message larger than the bound less 16 bytes
+	// fails with ErrTooLarge. If zero, the default is 4 MiB; a positive
+	// value below 4 KiB is raised to 4 KiB. If negative, replay is off: a
+	// redial re-sends only the message whose write failed, a FIN from the
+	// peer ends the connection, and Close and Flush do not wait for
+	// acknowledgements.
 	ReplayBuffer int
-
-	// HandoffTimeout bounds the wait, after the peer closed its side
-	// gracefully (FIN), for the peer's kernel to acknowledge what was
-	// already sent, before the rest is re-sent on a new connection. A peer
-	// that keeps reading after its FIN thus loses nothing and receives
-	// nothing twice. If zero, the default is 2 seconds. If negative, there
-	// is no wait and a FIN is handled like a reset.
-	HandoffTimeout time.Duration
 
 	// FlushTimeout bounds how long Close waits for everything written to
 	// be acknowledged, redialing and replaying if the peer dies meanwhile.
@@ -172,17 +181,18 @@ type Dialer struct {
 
 	// OnRedial, if not nil, is called after each successful redial, from
 	// the goroutine whose Write, Flush or Close found the connection dead,
-	// before that call goes on; in CheckWatch mode, also from a background
-	// goroutine that redials as soon as the kernel reports the close while
-	// messages are waiting for acknowledgement. It must not call the Conn's
-	// Write, Flush or Close.
+	// before that call returns; in CheckWatch mode, also from a background
+	// goroutine that redials as soon as the kernel reports a reset while
+	// messages are waiting for acknowledgement. It is called without any
+	// lock held, so it may use the Conn, but a slow OnRedial delays the
+	// call that runs it.
 	OnRedial func(RedialEvent)
 }
 
 // RedialEvent describes one replacement of an underlying connection.
 type RedialEvent struct {
 	// Cause is what ended the old connection: a write error, or
-	// ErrPeerClosed or ErrPeerReset when the check found it.
+	// ErrPeerClosed or ErrPeerReset when a check found it.
 	Cause error
 	// Attempts is the number of dials it took; Downtime is the time from
 	// finding the old connection dead to the new one being ready.
@@ -190,23 +200,20 @@ type RedialEvent struct {
 	Downtime time.Duration
 	// Replayed is the number of messages re-sent on the new connection.
 	Replayed int
-	// Graceful reports that the old peer closed with FIN and was given
-	// HandoffTimeout to acknowledge what it had.
-	Graceful bool
 }
 
 // Dial connects to the address on the named network using a zero Dialer.
 // See Dialer.DialContext.
-func Dial(network, address string) (net.Conn, error) {
+func Dial(network, address string) (*Conn, error) {
 	var d Dialer
-	return d.DialContext(context.Background(), network, address)
+	return d.dial(context.Background(), network, address)
 }
 
 // DialContext connects to the address on the named network using a zero
 // Dialer and the provided context. See Dialer.DialContext.
-func DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+func DialContext(ctx context.Context, network, address string) (*Conn, error) {
 	var d Dialer
-	return d.DialContext(ctx, network, address)
+	return d.dial(ctx, network, address)
 }
 
 // Dial connects to the address on the named network. See DialContext.
@@ -215,27 +222,35 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 }
 
 // DialContext connects to the address on the named network and returns a
-// *Conn that redials the same address whenever the connection dies.
+// Conn that redials the same address whenever the connection dies. The
+// returned net.Conn, if any, is always a *Conn.
 //
 // Known networks are "tcp", "tcp4", "tcp6" and "unix" (stream sockets);
 // any other fails with an error naming it. The first connection is made
-// before DialContext returns, and its error is returned as it is, so a
-// wrong address or a refused port fails at once.
+// before DialContext returns, bounded by ctx and by the per-attempt bound
+// (see UserTimeout), and its error is returned as it is, so a wrong
+// address or a refused port fails at once.
 //
-// The context bounds the first dial and every later redial: once it is
-// done, a Write that finds the connection dead fails instead of redialing.
-// Pass a context that lives as long as the connection, and put a timeout
-// for each dial in Dialer.
+// The context also bounds every later redial: once it is done, a Write,
+// Flush or Close that finds the connection dead fails instead of
+// redialing, and Close no longer waits for acknowledgements. Pass a
+// context that lives as long as the connection.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	c, err := d.dial(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, error) {
 	if ctx == nil {
 		panic("reconn: nil context")
 	}
-	switch network {
-	case "tcp", "tcp4", "tcp6", "unix":
-	default:
-		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
+	cfg, err := d.resolve(network, address)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
-	cfg := d.resolve(network, address)
 	l, err := cfg.dialLink(ctx)
 	if err != nil {
 		return nil, err
@@ -255,16 +270,44 @@ type config struct {
 	watch            bool // CheckWatch: check only after an event
 	userTimeout      time.Duration
 	keepAlive        time.Duration
+	attempt          time.Duration // bounds one dial attempt; 0 for none
+	attemptDeadline  time.Time     // a custom net.Dialer's Deadline
 	redialTimeout    time.Duration
 	minBackoff       time.Duration
 	maxBackoff       time.Duration
 	replay           int64
-	handoff          time.Duration
 	flushTimeout     time.Duration
 	onRedial         func(RedialEvent)
 }
 
-func (d *Dialer) resolve(network, address string) *config {
+// configError reports a Dialer field that cannot work.
+type configError struct {
+	field string
+	msg   string
+}
+
+func (e *configError) Error() string { return "reconn: Dialer." + e.field + " " + e.msg }
+
+func (d *Dialer) resolve(network, address string) (*config, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6", "unix":
+	default:
+		return nil, net.UnknownNetworkError(network)
+	}
+	switch d.Check {
+	case CheckDefault, CheckPeek, CheckState, CheckWatch, CheckNone:
+	default:
+		return nil, &configError{"Check", "is " + d.Check.String() + ", not one of the CheckMode constants"}
+	}
+	if d.MinBackoff < 0 {
+		return nil, &configError{"MinBackoff", "is negative (" + d.MinBackoff.String() + ")"}
+	}
+	if d.MaxBackoff < 0 {
+		return nil, &configError{"MaxBackoff", "is negative (" + d.MaxBackoff.String() + ")"}
+	}
+	if d.MaxBackoff > 0 && d.MinBackoff > d.MaxBackoff {
+		return nil, &configError{"MaxBackoff", "(" + d.MaxBackoff.String() + ") is less than MinBackoff (" + d.MinBackoff.String() + ")"}
+	}
 	cfg := &config{
 		network:       network,
 		address:       address,
@@ -273,21 +316,30 @@ func (d *Dialer) resolve(network, address string) *config {
 		keepAlive:     orDefault(d.KeepAlive, defaultKeepAlive),
 		redialTimeout: orDefault(d.RedialTimeout, defaultRedialTimeout),
 		minBackoff:    orDefault(d.MinBackoff, defaultMinBackoff),
-		maxBackoff:    orDefault(d.MaxBackoff, defaultMaxBackoff),
+		maxBackoff:    orDefault(d.MaxBackoff, max(defaultMaxBackoff, d.MinBackoff)),
 		replay:        int64(d.ReplayBuffer),
-		handoff:       orDefault(d.HandoffTimeout, defaultHandoff),
 		flushTimeout:  orDefault(d.FlushTimeout, defaultFlushTimeout),
 		onRedial:      d.OnRedial,
 	}
-	if cfg.replay == 0 {
+	switch {
+	case cfg.replay == 0:
 		cfg.replay = defaultReplayBuffer
+	case cfg.replay > 0 && cfg.replay < minReplayBuffer:
+		cfg.replay = minReplayBuffer
 	}
-	if cfg.maxBackoff < cfg.minBackoff {
-		cfg.maxBackoff = cfg.minBackoff
+	cfg.attempt = cfg.userTimeout
+	if cfg.attempt < 0 {
+		cfg.attempt = defaultAttempt
 	}
-	if cfg.dialer == nil {
+	switch nd := cfg.dialer.(type) {
+	case nil:
 		cfg.dialer = &net.Dialer{KeepAlive: -1} // keep-alive is set after the dial
-	} else {
+	case *net.Dialer:
+		if nd.Timeout > 0 || !nd.Deadline.IsZero() {
+			cfg.attempt, cfg.attemptDeadline = nd.Timeout, nd.Deadline
+		}
+	}
+	if d.Dialer != nil {
 		cfg.keepAlive = -1 // a custom dialer keeps its own
 		if d.KeepAlive > 0 {
 			cfg.keepAlive = d.KeepAlive
@@ -322,7 +374,7 @@ func (d *Dialer) resolve(network, address string) *config {
 	case CheckState:
 		cfg.op = opState
 	}
-	return cfg
+	return cfg, nil
 }
 
 func orDefault(v, def time.Duration) time.Duration {
@@ -330,135 +382,4 @@ func orDefault(v, def time.Duration) time.Duration {
 		return def
 	}
 	return v
-}
-
-// link is one underlying connection.
-type link struct {
-	nc   net.Conn   // what reads and writes go through: the socket, or TLS over it
-	cc   *countConn // counts TCP bytes under TLS; nil without TLS
-	p    probe
-	sent int64 // bytes written without TLS; guarded by Conn.wmu
-
-	// Guarded by Conn.wmu.
-	state   health // healthy until the link is found dead
-	cause   error  // what found it dead
-	ackable bool   // the platform counts acknowledgements for this socket
-
-	retired atomic.Bool // replaced by a newer link
-	closed  atomic.Bool
-
-	owner    atomic.Pointer[Conn] // the Conn the link serves, for the watcher
-	watched  bool                 // registered with the watcher at dial; never changes
-	watchTok uint64               // registration with the watcher, guarded by it; 0 if none
-	flagged  atomic.Bool          // the watcher saw a FIN, hang-up or error
-}
-
-// countConn counts the bytes written to the socket under TLS, handshake
-// and record overhead included, so TLS records map to TCP offsets.
-type countConn struct {
-	net.Conn
-	n atomic.Int64
-}
-
-func (c *countConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-// dialLink makes one underlying connection and sets up its socket.
-func (cfg *config) dialLink(ctx context.Context) (*link, error) {
-	nc, err := cfg.dialer.DialContext(ctx, cfg.network, cfg.address)
-	if err != nil {
-		return nil, err
-	}
-	l := &link{nc: nc}
-	l.p.init(nc)
-	if tc, ok := nc.(*net.TCPConn); ok {
-		if cfg.keepAlive > 0 {
-			iv := cfg.keepAlive / 3
-			if iv < time.Second {
-				iv = time.Second
-			}
-			tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: cfg.keepAlive, Interval: iv, Count: 3})
-		}
-		if cfg.userTimeout > 0 {
-			// Best effort: where the option is missing, keep-alive and
-			// write errors remain.
-			l.p.control(func(fd uintptr) error { return setUserTimeout(fd, cfg.userTimeout) })
-		}
-	}
-	// Bytes the dialer wrote itself (a proxy handshake, say) precede
-	// reconn's own in the kernel's counts.
-	l.p.run(opInit)
-	if cfg.replay > 0 && l.p.run(opAcks) && l.p.ackOK {
-		l.ackable = true
-	}
-	if cfg.watch && l.p.kind != sockOther {
-		l.watched = l.watch()
-	}
-	if cfg.tls != nil {
-		l.cc = &countConn{Conn: nc}
-		tc := tls.Client(l.cc, cfg.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			l.unwatch()
-			nc.Close()
-			return nil, err
-		}
-		l.nc = tc
-	}
-	return l, nil
-}
-
-// sentNow is the number of bytes written on the socket by reconn.
-func (l *link) sentNow() int64 {
-	if l.cc != nil {
-		return l.cc.n.Load()
-	}
-	return l.sent
-}
-
-// run probes the link's socket with the given operations.
-func (l *link) run(op int) bool {
-	l.p.sent = l.sentNow()
-	return l.p.run(op)
-}
-
-func (l *link) write(b []byte) (int, error) {
-	n, err := l.nc.Write(b)
-	if l.cc == nil {
-		l.sent += int64(n)
-	}
-	return n, err
-}
-
-// kill marks the link dead.
-func (l *link) kill(h health, cause error) {
-	if l.state == healthy {
-		l.state, l.cause = h, cause
-	}
-}
-
-// closeWrite half-closes the link: close_notify under TLS, then FIN.
-func (l *link) closeWrite() {
-	if tc, ok := l.nc.(*tls.Conn); ok {
-		tc.CloseWrite()
-	}
-	if l.cc != nil {
-		if cw, ok := l.cc.Conn.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-		return
-	}
-	if cw, ok := l.nc.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
-}
-
-func (l *link) close() error {
-	if !l.closed.CompareAndSwap(false, true) {
-		return nil
-	}
-	l.unwatch()
-	return l.nc.Close()
 }

@@ -472,11 +472,10 @@ func ExampleConn_Flush() {
 		}
 	}()
 
-	nc, err := reconn.Dial("tcp", ln.Addr().String())
+	c, err := reconn.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		log.Fatal(err)
 	}
-	c := nc.(*reconn.Conn)
 	if _, err := io.WriteString(c, "checkpoint 42 reached\n"); err != nil {
 		log.Fatal(err)
 	}
@@ -515,11 +514,10 @@ func ExampleConn_Stats() {
 		io.Copy(io.Discard, c)
 	}()
 
-	nc, err := reconn.Dial("tcp", ln.Addr().String())
+	c, err := reconn.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		log.Fatal(err)
 	}
-	c := nc.(*reconn.Conn)
 	for i := range 3 {
 		if _, err := fmt.Fprintf(c, "metric.requests %d\n", i); err != nil {
 			log.Fatal(err)

@@ -3,6 +3,7 @@ package reconn
 import (
 	"net"
 	"syscall"
+	"time"
 )
 
 // The liveness layer asks the kernel about one socket. Each platform file
@@ -25,13 +26,14 @@ type health uint8
 
 const (
 	healthy    health = iota // established, or nothing says otherwise
-	peerClosed               // the peer sent FIN; it may still be reading (draining)
-	closing                  // a FIN is in flight or was exchanged, and the socket is not yet closed
+	peerClosed               // the peer sent FIN: it sends nothing more, but may go on reading
+	closing                  // this side sent FIN (FIN_WAIT, CLOSING, LAST_ACK, TIME_WAIT)
 	broken                   // reset, timed out, or closed
 )
 
 // stateHealth maps a TCP state to health, given the platform's numbers for
-// ESTABLISHED, CLOSE_WAIT and CLOSED.
+// ESTABLISHED, CLOSE_WAIT and CLOSED. The other states follow a FIN from
+// this side.
 func stateHealth(s, established, closeWait, closed uint32) health {
 	switch s {
 	case established:
@@ -61,21 +63,24 @@ const (
 	sockUnix
 )
 
-// probe asks the kernel about one socket. Its fields are inputs and outputs
-// of sense; callers fill the inputs, call run, and read the outputs.
+// probeResult is what one run of a probe learned.
+type probeResult struct {
+	h     health
+	acked int64 // bytes of reconn's own stream the peer's kernel acknowledged
+	ackOK bool  // acked is valid
+}
+
+// probe asks the kernel about one socket. sense, which runs inside
+// RawConn.Control through a closure bound once so that run does not
+// allocate, reads its inputs from op and sent and leaves its result in out.
 type probe struct {
 	raw  syscall.RawConn
 	kind sockKind
-	fn   func(fd uintptr) // p.sense, bound once so run does not allocate
+	fn   func(fd uintptr) // p.sense
 
-	// Inputs.
-	op   int
-	sent int64 // bytes written on the socket by reconn so far
-
-	// Outputs.
-	h        health
-	acked    int64 // bytes of reconn's own stream the peer's kernel acknowledged
-	ackOK    bool  // acked is valid
+	op       int
+	sent     int64 // bytes written on the socket by reconn so far
+	out      probeResult
 	preamble int64 // from opInit: bytes written before reconn took the socket
 
 	sys sysProbe
@@ -99,16 +104,19 @@ func (p *probe) init(nc net.Conn) {
 	p.fn = p.sense
 }
 
-// run performs the operations in op. It reports false when there is no
-// descriptor to ask, or the descriptor is already closed.
-func (p *probe) run(op int) bool {
+// run performs the operations in op on a socket that carried sent bytes
+// of reconn's stream. It reports false when there is no descriptor to
+// ask, or the descriptor is already closed.
+func (p *probe) run(op int, sent int64) (probeResult, bool) {
 	if p.raw == nil {
-		return false
+		return probeResult{}, false
 	}
-	p.op = op
-	p.h = healthy
-	p.ackOK = false
-	return p.raw.Control(p.fn) == nil
+	p.op, p.sent = op, sent
+	p.out = probeResult{}
+	if p.raw.Control(p.fn) != nil {
+		return probeResult{}, false
+	}
+	return p.out, true
 }
 
 // control runs f on the socket's descriptor, for setup calls outside the
@@ -134,7 +142,7 @@ func (p *probe) ackedFromTotal(total int64) {
 	if a > p.sent {
 		a = p.sent // the FIN, once acknowledged, counts one more
 	}
-	p.acked, p.ackOK = a, true
+	p.out.acked, p.out.ackOK = a, true
 }
 
 // ackedFromPending turns a count of bytes still waiting in the send buffer
@@ -145,5 +153,15 @@ func (p *probe) ackedFromPending(pending int64) {
 	if a < 0 {
 		a = 0
 	}
-	p.acked, p.ackOK = a, true
+	p.out.acked, p.out.ackOK = a, true
+}
+
+// ceilUnits returns d in whole units, rounded up, at least 1 and at most
+// the largest C int, for socket options that take a count of units.
+func ceilUnits(d, unit time.Duration) int {
+	n := d / unit
+	if d%unit != 0 {
+		n++
+	}
+	return int(min(max(n, 1), 1<<31-1))
 }

@@ -34,14 +34,16 @@ func (p *probe) sense(fd uintptr) {
 		pending, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NWRITE)
 	}
 	h, data := peek(fd, p.sys.peek[:])
-	p.h = h
-	if p.kind == sockTCP && h != broken && (data || p.op&opState != 0) {
+	p.out.h = h
+	// Bytes waiting may hide a FIN, and a FIN may hide a reset: the state
+	// answers both.
+	if p.kind == sockTCP && h != broken && (data || h == peerClosed || p.op&opState != 0) {
 		info, ierr := unix.GetsockoptTCPConnectionInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_CONNECTION_INFO)
 		if ierr == nil {
-			p.h = stateHealth(uint32(info.State), bsdEstablished, bsdCloseWait, bsdClosed)
+			p.out.h = stateHealth(uint32(info.State), bsdEstablished, bsdCloseWait, bsdClosed)
 		}
 	}
-	if p.op&opAcks != 0 && err == nil && p.h != broken {
+	if p.op&opAcks != 0 && err == nil && p.out.h != broken {
 		p.ackedFromPending(int64(pending))
 	}
 }
@@ -50,5 +52,5 @@ func (p *probe) sense(fd uintptr) {
 // TCP_USER_TIMEOUT: the connection drops after retransmitting for that many
 // seconds.
 func setUserTimeout(fd uintptr, d time.Duration) error {
-	return unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_RXT_CONNDROPTIME, ceilSeconds(d))
+	return unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_RXT_CONNDROPTIME, ceilUnits(d, time.Second))
 }

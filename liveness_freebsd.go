@@ -39,16 +39,18 @@ func (p *probe) sense(fd uintptr) {
 		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, fionwrite, uintptr(unsafe.Pointer(&p.sys.pending)))
 	}
 	h, data := peek(fd, p.sys.peek[:])
-	p.h = h
-	if p.kind == sockTCP && h != broken && (data || p.op&opState != 0) {
+	p.out.h = h
+	// Bytes waiting may hide a FIN, and a FIN may hide a reset: the state
+	// answers both.
+	if p.kind == sockTCP && h != broken && (data || h == peerClosed || p.op&opState != 0) {
 		n := uint32(len(p.sys.info))
 		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
 			uintptr(unsafe.Pointer(&p.sys.info[0])), uintptr(unsafe.Pointer(&n)), 0)
 		if e == 0 && n > 0 {
-			p.h = stateHealth(uint32(p.sys.info[0]), bsdEstablished, bsdCloseWait, bsdClosed)
+			p.out.h = stateHealth(uint32(p.sys.info[0]), bsdEstablished, bsdCloseWait, bsdClosed)
 		}
 	}
-	if p.op&opAcks != 0 && errno == 0 && p.h != broken {
+	if p.op&opAcks != 0 && errno == 0 && p.out.h != broken {
 		p.ackedFromPending(int64(p.sys.pending))
 	}
 }

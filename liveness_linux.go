@@ -21,6 +21,11 @@ const (
 	linuxCloseWait   = 8
 )
 
+// tcpInfoAckedEnd is the length of struct tcp_info up to and including
+// tcpi_bytes_acked (added in Linux 4.1). A kernel that returns less has no
+// acknowledgement count.
+const tcpInfoAckedEnd = uint32(unsafe.Offsetof(unix.TCPInfo{}.Bytes_acked) + unsafe.Sizeof(unix.TCPInfo{}.Bytes_acked))
+
 type sysProbe struct {
 	info unix.TCPInfo
 	peek [1]byte
@@ -33,20 +38,23 @@ func (p *probe) sense(fd uintptr) {
 	}
 	if p.op&opPeek != 0 {
 		h, data := peek(fd, p.sys.peek[:])
-		p.h = h
-		if !data && p.op&(opAcks|opInit) == 0 {
+		p.out.h = h
+		if h == healthy && !data && p.op&(opAcks|opInit) == 0 {
 			return
 		}
-		// Bytes are waiting, and a FIN may be queued behind them: the
-		// state below answers that.
+		// Bytes are waiting, and a FIN may be queued behind them; or the
+		// peek saw a FIN, which a reset may have followed: the state
+		// below answers both.
 	}
-	if !p.tcpInfo(fd) {
+	n, ok := p.tcpInfo(fd)
+	if !ok {
 		return
 	}
 	if p.op&(opState|opPeek) != 0 {
-		if h := stateHealth(uint32(p.sys.info.State), linuxEstablished, linuxCloseWait, linuxClose); h != healthy {
-			p.h = h
-		}
+		p.out.h = stateHealth(uint32(p.sys.info.State), linuxEstablished, linuxCloseWait, linuxClose)
+	}
+	if n < tcpInfoAckedEnd {
+		return
 	}
 	total := int64(p.sys.info.Bytes_acked) - 1 // the SYN counts one
 	if p.op&opInit != 0 {
@@ -56,16 +64,15 @@ func (p *probe) sense(fd uintptr) {
 		}
 		return
 	}
-	if p.op&opAcks != 0 || p.op&opState != 0 {
-		p.ackedFromTotal(total)
-	}
+	p.ackedFromTotal(total) // free with the state
 }
 
-func (p *probe) tcpInfo(fd uintptr) bool {
+// tcpInfo reads struct tcp_info and returns the length the kernel filled.
+func (p *probe) tcpInfo(fd uintptr) (uint32, bool) {
 	n := uint32(unsafe.Sizeof(p.sys.info))
 	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
 		uintptr(unsafe.Pointer(&p.sys.info)), uintptr(unsafe.Pointer(&n)), 0)
-	return errno == 0
+	return n, errno == 0
 }
 
 // senseUnix serves unix domain stream sockets: a peek for liveness, and
@@ -79,7 +86,7 @@ func (p *probe) senseUnix(fd uintptr) {
 	if p.op&opAcks != 0 {
 		outq, err = unix.IoctlGetUint32(int(fd), unix.SIOCOUTQ)
 	}
-	p.h, _ = peek(fd, p.sys.peek[:])
+	p.out.h, _ = peek(fd, p.sys.peek[:])
 	if p.op&opAcks != 0 && err == nil {
 		p.ackedFromPending(int64(outq))
 	}
@@ -87,6 +94,8 @@ func (p *probe) senseUnix(fd uintptr) {
 
 // setUserTimeout sets TCP_USER_TIMEOUT: how long written data may stay
 // unacknowledged before the kernel drops the connection with ETIMEDOUT.
+// The option is in whole milliseconds, an int: d is rounded up to 1 ms and
+// capped at the largest value the option takes.
 func setUserTimeout(fd uintptr, d time.Duration) error {
-	return unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds()))
+	return unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, ceilUnits(d, time.Millisecond))
 }

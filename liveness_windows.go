@@ -85,8 +85,8 @@ func (p *probe) sense(fd uintptr) {
 		p.preamble = int64(p.sys.info.BytesOut)
 		return
 	}
-	p.h = stateHealth(p.sys.info.State, winEstablished, winCloseWait, winClosed)
-	if p.h != broken {
+	p.out.h = stateHealth(p.sys.info.State, winEstablished, winCloseWait, winClosed)
+	if p.out.h != broken {
 		p.ackedFromTotal(int64(p.sys.info.BytesOut) - int64(p.sys.info.BytesInFlight))
 	}
 }
@@ -95,5 +95,5 @@ func (p *probe) sense(fd uintptr) {
 // TCP_USER_TIMEOUT: the connection drops after retransmitting for that many
 // seconds.
 func setUserTimeout(fd uintptr, d time.Duration) error {
-	return windows.SetsockoptInt(windows.Handle(fd), windows.IPPROTO_TCP, windows.TCP_MAXRT, ceilSeconds(d))
+	return windows.SetsockoptInt(windows.Handle(fd), windows.IPPROTO_TCP, windows.TCP_MAXRT, ceilUnits(d, time.Second))
 }

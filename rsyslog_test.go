@@ -344,11 +344,14 @@ func TestRsyslogdRestart(t *testing.T) {
 		lost, unavoidable, dup, errs, lostSeqs := streamToRsyslogd(t, r, c, total, restarts)
 		s := c.Stats()
 		t.Logf("rsyslogd restarted %d times in %d messages: reconn lost %d, and %d unread by rsyslogd; duplicated %d, redials %d, re-sent %d", restarts, total, lost, unavoidable, dup, s.Redials, s.ResentMessages)
-		if lost != 0 || errs != 0 {
-			t.Errorf("lost %d messages, %d failed Writes; want 0, 0; first lost: %v", lost, errs, lostSeqs)
+		if lost != 0 || errs != 0 || dup != 0 {
+			t.Errorf("lost %d messages, %d failed Writes, %d duplicated; want 0, 0, 0; first lost: %v", lost, errs, dup, lostSeqs)
 		}
-		if s.Redials != restarts {
-			t.Errorf("Stats().Redials = %d; want %d", s.Redials, restarts)
+		// A restart may begin before the client reconnected after the
+		// one before (the writer runs ahead into the socket buffers), so
+		// two restarts may cost a single redial.
+		if s.Redials < 1 {
+			t.Errorf("Stats().Redials = %d; want at least 1", s.Redials)
 		}
 	})
 }

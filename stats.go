@@ -9,13 +9,24 @@ type Stats struct {
 	Dials       int64 // underlying connections made, the first included
 	Redials     int64 // connections made to replace a dead one
 	DialErrors  int64 // failed redial attempts
-	Checks      int64 // liveness checks run before a Write
-	DeadByCheck int64 // dead connections found by the check
+	Checks      int64 // liveness checks run before a Write or after a kernel event
+	DeadByCheck int64 // dead connections found by a check
 	DeadByWrite int64 // dead connections found by a failed write
-	Handoffs    int64 // peers that closed gracefully and were given time to acknowledge
+
+	// PeerHalfClosed counts connections whose peer closed its sending
+	// side (FIN) while the Conn went on writing to it.
+	PeerHalfClosed int64
 
 	Messages int64 // Writes accepted
 	Bytes    int64 // bytes accepted
+
+	// Pending and PendingBytes count the messages held for replay: written
+	// and not yet known to be acknowledged by the peer's kernel. A message
+	// leaves this count when an acknowledgement count shows it delivered,
+	// which the Conn asks for only now and then, so it may stay counted a
+	// while after its acknowledgement. They are zero with replay off.
+	Pending      int64
+	PendingBytes int64
 
 	ResentMessages int64 // messages re-sent after a redial
 	ResentBytes    int64 // their bytes
@@ -23,38 +34,53 @@ type Stats struct {
 	LastError error // the last error that ended a connection or failed a dial, or nil
 }
 
-// Stats returns a snapshot of the Conn's counters. It may be called at any
-// time, from any goroutine.
-func (c *Conn) Stats() Stats {
-	s := Stats{
-		Dials:          c.st.dials.Load(),
-		Redials:        c.st.redials.Load(),
-		DialErrors:     c.st.dialErrors.Load(),
-		Checks:         c.st.checks.Load(),
-		DeadByCheck:    c.st.deadByCheck.Load(),
-		DeadByWrite:    c.st.deadByWrite.Load(),
-		Handoffs:       c.st.handoffs.Load(),
-		Messages:       c.st.messages.Load(),
-		Bytes:          c.st.bytes.Load(),
-		ResentMessages: c.st.resentMessages.Load(),
-		ResentBytes:    c.st.resentBytes.Load(),
-	}
-	if e := c.st.lastErr.Load(); e != nil {
-		s.LastError = *e
-	}
-	return s
-}
-
 type counters struct {
 	dials, redials, dialErrors       atomic.Int64
 	checks, deadByCheck, deadByWrite atomic.Int64
-	handoffs                         atomic.Int64
+	peerHalfClosed                   atomic.Int64
 	messages, bytes                  atomic.Int64
+	confirmed, confirmedBytes        atomic.Int64 // messages that left the replay buffer
 	resentMessages, resentBytes      atomic.Int64
 	lastErr                          atomic.Pointer[error]
 }
 
+func (s *counters) snapshot(replay bool) Stats {
+	st := Stats{
+		Dials:          s.dials.Load(),
+		Redials:        s.redials.Load(),
+		DialErrors:     s.dialErrors.Load(),
+		Checks:         s.checks.Load(),
+		DeadByCheck:    s.deadByCheck.Load(),
+		DeadByWrite:    s.deadByWrite.Load(),
+		PeerHalfClosed: s.peerHalfClosed.Load(),
+		Messages:       s.messages.Load(),
+		Bytes:          s.bytes.Load(),
+		ResentMessages: s.resentMessages.Load(),
+		ResentBytes:    s.resentBytes.Load(),
+		LastError:      s.lastError(),
+	}
+	if replay {
+		m, b := s.pending()
+		st.Pending, st.PendingBytes = int64(m), b
+	}
+	return st
+}
+
+// pending returns the messages and bytes held for replay.
+func (s *counters) pending() (int, int64) {
+	// Read what left before what came in, so that neither goes negative.
+	cm, cb := s.confirmed.Load(), s.confirmedBytes.Load()
+	return int(s.messages.Load() - cm), s.bytes.Load() - cb
+}
+
 func (s *counters) setLastErr(err error) { s.lastErr.Store(&err) }
+
+func (s *counters) lastError() error {
+	if e := s.lastErr.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
 
 func (s *counters) resent(messages int, bytes int64) {
 	s.resentMessages.Add(int64(messages))

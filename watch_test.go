@@ -21,7 +21,10 @@ func watchDialer() *reconn.Dialer {
 // as the kernel reports the reset, with no Write or Close to do it.
 func TestWatchHealsInBackground(t *testing.T) {
 	srv := faultnet.NewServer(t)
-	c := dialServer(t, watchDialer(), srv)
+	d := watchDialer()
+	redialed := make(chan reconn.RedialEvent, 1)
+	d.OnRedial = func(ev reconn.RedialEvent) { redialed <- ev }
+	c := dialServer(t, d, srv)
 	// The server's kernel stops acknowledging, so the message stays held.
 	if err := srv.Blackhole(); err != nil {
 		if errors.Is(err, os.ErrPermission) || errors.Is(err, faultnet.ErrUnsupported) {
@@ -31,7 +34,16 @@ func TestWatchHealsInBackground(t *testing.T) {
 	}
 	send(t, c, nil, 0, 64)
 	srv.RST()
-	if err := srv.WaitReceived(testContext(t), 1); err != nil {
+	ctx := testContext(t)
+	select {
+	case ev := <-redialed:
+		if ev.Replayed != 1 {
+			t.Errorf("RedialEvent.Replayed = %d; want 1", ev.Replayed)
+		}
+	case <-ctx.Done():
+		t.Fatal("no redial without a Write")
+	}
+	if err := srv.WaitReceived(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
 	if s := c.Stats(); s.Redials != 1 || s.ResentMessages != 1 {

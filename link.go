@@ -1,0 +1,161 @@
+package reconn
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// link is one underlying connection.
+type link struct {
+	nc   net.Conn   // what reads and writes go through: the socket, or TLS over it
+	cc   *countConn // counts TCP bytes under TLS; nil without TLS
+	p    probe
+	sent int64 // bytes written without TLS; guarded by Conn.tok
+
+	// Guarded by Conn.tok.
+	state   health // healthy or broken; never peerClosed
+	cause   error  // what found it broken
+	peerFIN bool   // the peer closed its sending side; the link still carries the stream
+	ackable bool   // the platform counts acknowledgements for this socket
+	wclosed bool   // this side was half-closed
+
+	retired atomic.Bool // replaced by a newer link
+	closed  atomic.Bool
+
+	owner    atomic.Pointer[Conn] // the Conn the link serves, for the watcher
+	watched  bool                 // registered with the watcher at dial; never changes
+	watchTok uint64               // registration with the watcher, guarded by it; 0 if none
+	flagged  atomic.Bool          // the watcher saw a FIN, hang-up or error since the last check
+}
+
+// countConn counts the bytes written to the socket under TLS, handshake
+// and record overhead included, so TLS records map to TCP offsets.
+type countConn struct {
+	net.Conn
+	n atomic.Int64
+}
+
+func (c *countConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// dialLink makes one underlying connection and sets up its socket. The
+// connect and the TLS handshake together are bounded by ctx and by the
+// per-attempt bound of the configuration.
+func (cfg *config) dialLink(ctx context.Context) (*link, error) {
+	if cfg.attempt > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.attempt)
+		defer cancel()
+	}
+	if !cfg.attemptDeadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, cfg.attemptDeadline)
+		defer cancel()
+	}
+	nc, err := cfg.dialer.DialContext(ctx, cfg.network, cfg.address)
+	if err != nil {
+		return nil, err
+	}
+	l := &link{nc: nc}
+	l.p.init(nc)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if cfg.keepAlive > 0 {
+			idle := min(cfg.keepAlive, maxKeepAlive)
+			tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: idle, Interval: max(idle/3, time.Second), Count: 3})
+		}
+		if cfg.userTimeout > 0 {
+			// Best effort: where the option is missing, keep-alive and
+			// write errors remain.
+			l.p.control(func(fd uintptr) error { return setUserTimeout(fd, cfg.userTimeout) })
+		}
+	}
+	// Bytes the dialer wrote itself (a proxy handshake, say) precede
+	// reconn's own in the kernel's counts.
+	l.p.run(opInit, 0)
+	if cfg.replay > 0 {
+		if r, ok := l.p.run(opAcks, 0); ok && r.ackOK {
+			l.ackable = true
+		}
+	}
+	if cfg.watch && l.p.kind != sockOther {
+		l.watched = l.watch()
+	}
+	if cfg.tls != nil {
+		l.cc = &countConn{Conn: nc}
+		tc := tls.Client(l.cc, cfg.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			l.unwatch()
+			nc.Close()
+			return nil, err
+		}
+		l.nc = tc
+	}
+	return l, nil
+}
+
+// maxKeepAlive is the longest keep-alive idle time and interval: Linux
+// refuses more than 32767 seconds (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL in
+// include/net/tcp.h).
+const maxKeepAlive = 32767 * time.Second
+
+// sentNow is the number of bytes written on the socket by reconn.
+func (l *link) sentNow() int64 {
+	if l.cc != nil {
+		return l.cc.n.Load()
+	}
+	return l.sent
+}
+
+// probe asks the kernel about l's socket.
+func (l *link) probe(op int) (probeResult, bool) {
+	return l.p.run(op, l.sentNow())
+}
+
+func (l *link) write(b []byte) (int, error) {
+	n, err := l.nc.Write(b)
+	if l.cc == nil {
+		l.sent += int64(n)
+	}
+	return n, err
+}
+
+// kill marks the link broken.
+func (l *link) kill(cause error) {
+	if l.state == healthy {
+		l.state, l.cause = broken, cause
+	}
+}
+
+// closeWrite half-closes the link: close_notify under TLS, then FIN.
+func (l *link) closeWrite() {
+	if l.wclosed {
+		return
+	}
+	l.wclosed = true
+	if tc, ok := l.nc.(*tls.Conn); ok {
+		tc.CloseWrite()
+	}
+	if l.cc != nil {
+		if cw, ok := l.cc.Conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		return
+	}
+	if cw, ok := l.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+func (l *link) close() error {
+	if !l.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	l.unwatch()
+	return l.nc.Close()
+}

@@ -1,0 +1,242 @@
+package reconn
+
+import (
+	"context"
+	"os"
+	"time"
+)
+
+// An op is the bound of one Write, Flush or Close that left the fast
+// path, or of a background recovery. It derives one context, ctx, once:
+// from the Conn's lifetime (ended by Close) or, for Close, from the
+// context given to DialContext; narrowed by Close's flush limit; cancelled
+// when the context given to Flush ends; and cancelled when the Conn's
+// write deadline passes, for a Write and a background recovery. A timer
+// follows the write deadline as SetWriteDeadline moves it. Every blocking
+// step of the op selects on ctx, or on redial, the narrower context that
+// RedialTimeout adds from the moment the op first waits for a connection
+// to come back.
+//
+// Who stopped the op is read from the context's cause, never from a
+// clock: os.ErrDeadlineExceeded for the write deadline or Close's flush
+// limit, ErrRedialLimit for RedialTimeout, net.ErrClosed for Close, and
+// the cause of the caller's context otherwise.
+type op struct {
+	c       *Conn
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	release func() // undoes what newOp set up beyond cancel
+
+	writeDL bool        // the write deadline bounds the op
+	timer   *time.Timer // fires at the write deadline; guarded by Conn.mu
+
+	redial       context.Context // nil until the op first waits for a connection
+	redialCancel context.CancelFunc
+
+	last     error         // the last dial or write error met while redialing
+	attempts int           // dial attempts made
+	events   []RedialEvent // redials to report to OnRedial once the right to write is released
+}
+
+// newOp starts an op whose context derives from parent, ends with user if
+// it is not nil, ends at limit if it is not zero, and follows the write
+// deadline if writeDL is set. The caller must call end.
+func (c *Conn) newOp(parent, user context.Context, limit time.Time, writeDL bool) *op {
+	o := &op{c: c, writeDL: writeDL}
+	ctx, cancel := context.WithCancelCause(parent)
+	o.ctx, o.cancel = ctx, cancel
+	var stopLimit context.CancelFunc
+	if !limit.IsZero() {
+		o.ctx, stopLimit = context.WithDeadlineCause(ctx, limit, os.ErrDeadlineExceeded)
+	}
+	var stopUser func() bool
+	if user != nil {
+		stopUser = context.AfterFunc(user, func() { cancel(context.Cause(user)) })
+	}
+	o.release = func() {
+		if stopUser != nil {
+			stopUser()
+		}
+		if stopLimit != nil {
+			stopLimit()
+		}
+	}
+	if writeDL {
+		c.mu.Lock()
+		if c.ops == nil {
+			c.ops = make(map[*op]struct{})
+		}
+		c.ops[o] = struct{}{}
+		o.armLocked(c.wdl)
+		c.mu.Unlock()
+	}
+	return o
+}
+
+// armLocked makes the op end when the write deadline t passes. Conn.mu is
+// held.
+func (o *op) armLocked(t time.Time) {
+	if t.IsZero() {
+		if o.timer != nil {
+			o.timer.Stop()
+		}
+		return
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		o.cancel(os.ErrDeadlineExceeded)
+		return
+	}
+	if o.timer == nil {
+		o.timer = time.AfterFunc(d, func() { o.cancel(os.ErrDeadlineExceeded) })
+	} else {
+		o.timer.Reset(d)
+	}
+}
+
+// end releases what the op holds and reports its redials to OnRedial. It
+// is called after the right to write was released.
+func (o *op) end() {
+	c := o.c
+	if o.writeDL {
+		c.mu.Lock()
+		delete(c.ops, o)
+		if o.timer != nil {
+			o.timer.Stop()
+		}
+		c.mu.Unlock()
+	}
+	if o.redialCancel != nil {
+		o.redialCancel()
+	}
+	o.release()
+	o.cancel(nil)
+	if c.cfg.onRedial != nil {
+		for _, ev := range o.events {
+			c.cfg.onRedial(ev)
+		}
+	}
+}
+
+// redialCtx returns the op's context narrowed by RedialTimeout, counted
+// from the first call.
+func (o *op) redialCtx() context.Context {
+	if o.redial == nil {
+		o.redial = o.ctx
+		if t := o.c.cfg.redialTimeout; t > 0 {
+			o.redial, o.redialCancel = context.WithTimeoutCause(o.ctx, t, ErrRedialLimit)
+		}
+	}
+	return o.redial
+}
+
+// lock takes the right to write, waiting no longer than the op's bound,
+// or than its redial bound while the holder is replacing a dead link.
+func (o *op) lock() error {
+	c := o.c
+	select {
+	case c.tok <- struct{}{}:
+		return nil
+	default:
+	}
+	c.nwait.Add(1)
+	defer c.nwait.Add(-1)
+	for {
+		sig := c.sig.Load()
+		ctx := o.ctx
+		if c.recovering.Load() {
+			ctx = o.redialCtx()
+		}
+		select {
+		case c.tok <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			if o.last == nil && ctx == o.redial {
+				// The holder's recovery has failed so far for this reason.
+				o.last = c.st.lastError()
+			}
+			return context.Cause(ctx)
+		case <-*sig:
+		}
+	}
+}
+
+// cut reports whether ctx's bound ended an attempt made under it: ctx is
+// done, or its deadline has passed, which a connect may notice before the
+// context's own timer does.
+func cut(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+// endCause returns why ctx, which cut an attempt, ended: its cause, or the
+// cause its deadline gives it once its timer fires.
+func endCause(ctx context.Context) error {
+	if ctx.Err() == nil {
+		<-ctx.Done()
+	}
+	return context.Cause(ctx)
+}
+
+// fail returns the error of an op that stopped for cause: the cause alone,
+// or, if a dial or a write failed before, an error that wraps both.
+func (o *op) fail(cause error) error {
+	if o.last == nil || cause == nil {
+		return cause
+	}
+	return &redialError{cause: cause, last: o.last, attempts: o.attempts}
+}
+
+// write writes b on l, bounded by the socket's write deadline and by the
+// op's context: if ctx ends first, the socket's write deadline is moved to
+// the past, which ends the write, and then restored.
+func (o *op) write(l *link, b []byte) (int, error) {
+	done := make(chan struct{})
+	stop := context.AfterFunc(o.ctx, func() {
+		defer close(done)
+		l.nc.SetWriteDeadline(aLongTimeAgo)
+	})
+	n, err := l.write(b)
+	if !stop() {
+		<-done
+		o.c.restoreWriteDeadline(l)
+	}
+	return n, err
+}
+
+// sleep waits for d, or until ctx ends, and then returns why.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// redialError is the error of a call that gave up after a dial or a write
+// failed.
+type redialError struct {
+	cause    error // why the call stopped
+	last     error // the last dial or write error
+	attempts int
+}
+
+func (e *redialError) Error() string {
+	s := e.cause.Error()
+	if e.attempts > 0 {
+		s += " after " + itoa(int64(e.attempts)) + " dial attempts"
+	}
+	return s + ": " + e.last.Error()
+}
+
+func (e *redialError) Unwrap() []error { return []error{e.cause, e.last} }
+
+// Timeout reports whether a deadline ended the call: the write deadline,
+// or the deadline of the context given to Flush.
+func (e *redialError) Timeout() bool { return isTimeout(e.cause) }

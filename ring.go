@@ -1,0 +1,214 @@
+package reconn
+
+import (
+	"math"
+	"unsafe"
+)
+
+// ring holds the messages written but not yet known to be acknowledged by
+// the peer, in the order written. Bytes live in a power-of-two byte ring
+// addressed by stream offset; message boundaries live in a second ring.
+// Both grow by doubling up to the bound and are then reused, so a steady
+// stream allocates nothing.
+//
+// Stream offsets only grow. The held bytes are [start, end); of those,
+// [start, sent) have been written on the current link and [sent, end)
+// not yet: after a redial, unlink moves sent back to start so that
+// everything held is written again.
+type ring struct {
+	buf    []byte
+	msgs   []held
+	mh, mn int   // index of the oldest held message; number held
+	ms     int   // number of held messages, from the oldest, written on the current link
+	start  int64 // stream offset of the oldest held byte
+	sent   int64 // stream offset after the last byte written on the current link
+	end    int64 // stream offset after the newest held byte
+	max    int64 // bound on held bytes plus heldSize per message
+}
+
+// held is one message's bookkeeping.
+type held struct {
+	end     int64 // stream offset after the message
+	linkEnd int64 // the link's byte count once the whole message was written on it
+}
+
+// heldSize is what each held message costs beyond its bytes.
+const heldSize = int64(unsafe.Sizeof(held{}))
+
+// notOnLink marks a message not yet written on the current link.
+const notOnLink = math.MaxInt64
+
+// usage is what the held messages count against the bound.
+func (r *ring) usage() int64 { return r.end - r.start + int64(r.mn)*heldSize }
+
+// fits reports whether a message of n bytes can be held now.
+func (r *ring) fits(n int) bool { return r.usage()+int64(n)+heldSize <= r.max }
+
+// push appends a message of b that is already written on the current
+// link, which then counted linkEnd bytes. Every message before it must be
+// written too. The caller has checked fits.
+func (r *ring) push(b []byte, linkEnd int64) {
+	r.add(b, linkEnd)
+	r.sent = r.end
+	r.ms = r.mn
+}
+
+// add appends a message, written on the current link up to linkEnd or
+// not at all (notOnLink).
+func (r *ring) add(b []byte, linkEnd int64) {
+	need := r.end - r.start + int64(len(b))
+	if need > int64(len(r.buf)) {
+		r.growBytes(need)
+	}
+	if r.mn == len(r.msgs) {
+		r.growMsgs()
+	}
+	put(r.buf, r.end, b)
+	r.end += int64(len(b))
+	r.msgs[(r.mh+r.mn)&(len(r.msgs)-1)] = held{end: r.end, linkEnd: linkEnd}
+	r.mn++
+}
+
+// trim drops the oldest messages whose every byte the current link's peer
+// has acknowledged (linkEnd <= acked). It returns how many messages and
+// bytes it dropped.
+func (r *ring) trim(acked int64) (int, int64) {
+	k, from := 0, r.start
+	mask := len(r.msgs) - 1
+	for r.ms > 0 {
+		m := &r.msgs[r.mh]
+		if m.linkEnd > acked {
+			break
+		}
+		r.start = m.end
+		r.mh = (r.mh + 1) & mask
+		r.mn--
+		r.ms--
+		k++
+	}
+	if r.mn == 0 {
+		r.mh = 0
+	}
+	return k, r.start - from
+}
+
+// evict drops the oldest messages until one of n bytes fits, and returns
+// how many messages and bytes it dropped. It serves links with no
+// acknowledgement count, whose messages are assumed delivered once they
+// are this old.
+func (r *ring) evict(n int) (int, int64) {
+	k, from := 0, r.start
+	mask := len(r.msgs) - 1
+	for r.ms > 0 && !r.fits(n) {
+		r.start = r.msgs[r.mh].end
+		r.mh = (r.mh + 1) & mask
+		r.mn--
+		r.ms--
+		k++
+	}
+	return k, r.start - from
+}
+
+// unlink marks every held message as not yet written on the current link,
+// before a new link receives them again.
+func (r *ring) unlink() {
+	for i := 0; i < r.ms; i++ {
+		r.at(i).linkEnd = notOnLink
+	}
+	r.ms = 0
+	r.sent = r.start
+}
+
+// unsent returns the longest contiguous run of held bytes not yet written
+// on the current link, at most limit bytes long.
+func (r *ring) unsent(limit int) []byte { return r.span(r.sent, limit) }
+
+// advance records that the n bytes after sent were written on the current
+// link. before is the link's byte count before that write and after its
+// count after it. Each message now complete on the link gets its linkEnd:
+// its exact offset where link bytes map one to one to stream bytes
+// (exact), else after, the count once the write carrying its last byte
+// was made, as under TLS, whose records add bytes.
+func (r *ring) advance(n int, before, after int64, exact bool) {
+	from := r.sent
+	r.sent += int64(n)
+	for r.ms < r.mn {
+		m := r.at(r.ms)
+		if m.end > r.sent {
+			break
+		}
+		if exact {
+			m.linkEnd = before + (m.end - from)
+		} else {
+			m.linkEnd = after
+		}
+		r.ms++
+	}
+}
+
+// upTo returns the number of held messages, and their bytes, that end at
+// or before stream offset off.
+func (r *ring) upTo(off int64) (int, int64) {
+	k := 0
+	for k < r.mn && r.at(k).end <= off {
+		k++
+	}
+	if k == 0 {
+		return 0, 0
+	}
+	return k, r.at(k-1).end - r.start
+}
+
+// at returns the i-th held message (0 is the oldest).
+func (r *ring) at(i int) *held { return &r.msgs[(r.mh+i)&(len(r.msgs)-1)] }
+
+// span returns the longest contiguous run of held bytes from stream offset
+// from, at most limit bytes long.
+func (r *ring) span(from int64, limit int) []byte {
+	if from >= r.end {
+		return nil
+	}
+	mask := int64(len(r.buf) - 1)
+	p := int(from & mask)
+	n := r.end - from
+	if n > int64(limit) {
+		n = int64(limit)
+	}
+	if rest := int64(len(r.buf) - p); n > rest {
+		n = rest
+	}
+	return r.buf[p : p+int(n)]
+}
+
+func (r *ring) growBytes(need int64) {
+	size := int64(4096)
+	for size < need {
+		size *= 2
+	}
+	nb := make([]byte, size)
+	for o := r.start; o < r.end; {
+		s := r.span(o, math.MaxInt)
+		put(nb, o, s)
+		o += int64(len(s))
+	}
+	r.buf = nb
+}
+
+func (r *ring) growMsgs() {
+	size := 64
+	if len(r.msgs) > 0 {
+		size = 2 * len(r.msgs)
+	}
+	nm := make([]held, size)
+	for i := 0; i < r.mn; i++ {
+		nm[i] = *r.at(i)
+	}
+	r.msgs, r.mh = nm, 0
+}
+
+// put copies b into the power-of-two ring buf at stream offset off,
+// wrapping at the end.
+func put(buf []byte, off int64, b []byte) {
+	n := copy(buf[off&int64(len(buf)-1):], b)
+	copy(buf, b[n:])
+}
