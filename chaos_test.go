@@ -284,7 +284,7 @@ var faultEvents = [numFaults]faultnet.EventKind{
 // Fault weights. Gentle runs leave out every fault that may legitimately
 // cause a duplicate, so that they can require none.
 var (
-	fullWeights   = [numFaults]int{2, 2, 3, 1, 1, 2, 2, 3, 2}
+	fullWeights   = [numFaults]int{2, 2, 3, 2, 1, 2, 2, 3, 2}
 	gentleWeights = [numFaults]int{3, 3, 0, 0, 0, 3, 0, 0, 2}
 )
 
@@ -304,18 +304,34 @@ type chaosCall struct {
 	start  time.Time
 	end    time.Time
 	bound  time.Time // when the call had to return by its contract
+	dl     time.Time // the write deadline or context deadline in force
+	busy   time.Time // for a Flush: the deadline of the Writes under way when it began
 	n      int
 	size   int
 	err    error
+
+	// excused is the part of the time past the bound during which the
+	// process itself was not scheduled (see replaySamples.stalls).
+	excused time.Duration
 }
 
+// late is how long after its bound the call returned.
 func (c chaosCall) late() time.Duration { return c.end.Sub(c.bound) }
+
+// net is late without the time the process was not scheduled.
+func (c chaosCall) net() time.Duration { return c.late() - c.excused }
 
 func (c chaosCall) String() string {
 	s := fmt.Sprintf("%s %s took %v, %v past its bound (%s)", clock(c.start), c.kind, c.end.Sub(c.start).Round(time.Microsecond),
 		c.late().Round(time.Microsecond), clock(c.bound))
+	if c.excused > 0 {
+		s += fmt.Sprintf(", %v of it with the process unscheduled", c.excused.Round(time.Microsecond))
+	}
 	if c.kind == "Write" {
 		s += fmt.Sprintf(" writer %d seq %d wrote %d of %d", c.writer, c.seq, c.n, c.size)
+	}
+	if !c.busy.IsZero() {
+		s += fmt.Sprintf(" (Writes under a deadline of %s were under way when it began)", clock(c.busy))
 	}
 	if c.err != nil {
 		s += ": " + c.err.Error()
@@ -332,9 +348,19 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-func isTimeoutErr(err error) bool {
-	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+// writeErrorOK reports whether a Write that returned err at end, under
+// the write deadline dl, kept to its contract: nil, net.ErrClosed, or a
+// timeout of the deadline once it has passed. A net.Error whose Timeout
+// is true is not enough: syscall.ETIMEDOUT, which the kernel returns
+// when TCP_USER_TIMEOUT gives up on a connection, says Timeout too.
+func writeErrorOK(err error, end, dl time.Time) bool {
+	switch {
+	case err == nil, errors.Is(err, net.ErrClosed):
+		return true
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return !end.Before(dl)
+	}
+	return false
 }
 
 // A deadlineGate shares the Conn's write deadline among the writers. The
@@ -416,6 +442,17 @@ func (g *deadlineGate) leave(id int, cut bool) {
 	g.cond.Broadcast()
 }
 
+// busy returns the deadline of the calls under way, or the zero time if
+// there are none.
+func (g *deadlineGate) busy() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inflight == 0 {
+		return time.Time{}
+	}
+	return g.dl
+}
+
 // endRepair ends writer id's exclusive right, if it had it.
 func (g *deadlineGate) endRepair(id int) {
 	g.mu.Lock()
@@ -437,7 +474,8 @@ type chaosWriter struct {
 	late      []chaosCall // Writes more than chaosMargin past their deadline
 	worst     time.Duration
 	flushes   []chaosCall
-	unexpect  []chaosCall // Writes that failed with neither a timeout nor net.ErrClosed
+	unexpect  []chaosCall // Writes whose error the contract does not allow (see writeErrorOK)
+	cutCalls  []chaosCall // Writes that failed after writing part of the message
 
 	writes, timeouts, cuts, repaired int
 	unrepaired                       bool
@@ -448,16 +486,15 @@ type chaosWriter struct {
 // note records a Write.
 func (w *chaosWriter) note(c chaosCall) {
 	w.writes++
-	switch {
-	case c.err == nil:
-	case errors.Is(c.err, net.ErrClosed):
-	case isTimeoutErr(c.err):
+	if errors.Is(c.err, os.ErrDeadlineExceeded) {
 		w.timeouts++
-	default:
+	}
+	if !writeErrorOK(c.err, c.end, c.dl) {
 		w.unexpect = append(w.unexpect, c)
 	}
 	if c.err != nil && c.n > 0 {
 		w.cuts++
+		w.cutCalls = append(w.cutCalls, c)
 	}
 	if l := c.late(); l > chaosMargin {
 		w.late = append(w.late, c)
@@ -628,7 +665,7 @@ func (r *chaosRun) deliver(w *chaosWriter, seq int, msg []byte) bool {
 		cut := err != nil && !closed && n > 0 && n < len(w.payload)
 		r.gate.leave(w.id, cut)
 		w.note(chaosCall{kind: "Write", writer: w.id, seq: seq, start: start, end: end,
-			bound: later(dl, start), n: n, size: len(w.payload), err: err})
+			bound: later(dl, start), dl: dl, n: n, size: len(w.payload), err: err})
 		if err == nil || n == len(w.payload) {
 			if len(w.pending) > 0 {
 				w.repaired++
@@ -667,9 +704,11 @@ func (r *chaosRun) flush(w *chaosWriter) {
 	ctx, cancel := context.WithTimeout(context.Background(), drawTimeout(w.rng))
 	defer cancel()
 	dl, _ := ctx.Deadline()
+	busy := r.gate.busy()
 	start := time.Now()
 	err := r.c.Flush(ctx)
-	w.flushes = append(w.flushes, chaosCall{kind: "Flush", writer: w.id, seq: -1, start: start, end: time.Now(), bound: later(dl, start), err: err})
+	w.flushes = append(w.flushes, chaosCall{kind: "Flush", writer: w.id, seq: -1, start: start, end: time.Now(),
+		bound: later(dl, start), dl: dl, busy: busy, err: err})
 }
 
 // closeConn closes the Conn as the run's close mode says and times it.
@@ -731,17 +770,36 @@ func pause(ctx context.Context, d time.Duration) {
 }
 
 // replaySamples is what the replay-usage sampler saw. It also measures
-// how late its own ticker fires: a call that returns late while the
-// process itself was not scheduled says little about the Conn.
+// how late its own ticker fires: while a goroutine that only waits for a
+// timer is not run, no goroutine of the Conn can be expected to return
+// either, so that time is not held against a late call.
 type replaySamples struct {
 	n, known int
 	max      int64
 	over     []string
 	stall    time.Duration // the worst delay of a tick
 	stallAt  time.Time
+	stalls   []span // the delays longer than stallMin
 }
 
-const sampleEvery = 2 * time.Millisecond
+// A span is an interval of time.
+type span struct{ from, to time.Time }
+
+const (
+	sampleEvery = 2 * time.Millisecond
+	stallMin    = 5 * time.Millisecond
+)
+
+// excused returns how much of [from, to] the stalls cover.
+func (s *replaySamples) excused(from, to time.Time) time.Duration {
+	var d time.Duration
+	for _, st := range s.stalls {
+		if a, b := later(st.from, from), earlier(st.to, to); b.After(a) {
+			d += b.Sub(a)
+		}
+	}
+	return d
+}
 
 // sampleReplay samples the replay buffer's usage until stop is closed.
 func (r *chaosRun) sampleReplay(stop <-chan struct{}) replaySamples {
@@ -757,8 +815,12 @@ func (r *chaosRun) sampleReplay(stop <-chan struct{}) replaySamples {
 		case <-tick.C:
 		}
 		now := time.Now()
-		if d := now.Sub(last) - sampleEvery; d > s.stall {
+		d := now.Sub(last) - sampleEvery
+		if d > s.stall {
 			s.stall, s.stallAt = d, last
+		}
+		if d > stallMin {
+			s.stalls = append(s.stalls, span{last.Add(sampleEvery), now})
 		}
 		last = now
 		s.n++
@@ -1062,21 +1124,24 @@ func (r *chaosRun) check(in checkInput, tot *chaosTotals) {
 	calls = append(calls, flushes...)
 	calls = append(calls, in.closeCall)
 	var over []chaosCall
-	tot.lateness["Write"].add(r.n, writes-len(late), worstWrite, nil)
+	tot.lateness["Write"].add(r.n, writes-len(late), chaosCall{end: time.Time{}.Add(worstWrite)})
 	for _, c := range calls {
-		tot.lateness[c.kind].add(r.n, 1, c.late(), &c)
 		if c.late() > chaosMargin {
+			c.excused = in.samples.excused(c.bound, c.end)
+		}
+		tot.lateness[c.kind].add(r.n, 1, c)
+		if c.net() > chaosMargin {
 			over = append(over, c)
 		}
 	}
-	slices.SortFunc(over, func(a, b chaosCall) int { return int(b.late() - a.late()) })
+	slices.SortFunc(over, func(a, b chaosCall) int { return int(b.net() - a.net()) })
 	if len(over) > 0 {
 		byKind := map[string]int{}
 		for _, c := range over {
 			byKind[c.kind]++
 		}
-		violations = append(violations, fmt.Sprintf("invariant 3 (every call returns within its bound + %v): %d Writes, %d Flushes, %d Closes late; worst %v past its bound",
-			chaosMargin, byKind["Write"], byKind["Flush"], byKind["Close"], over[0].late().Round(time.Millisecond)))
+		violations = append(violations, fmt.Sprintf("invariant 3 (every call returns within its bound + %v): %d Writes, %d Flushes, %d Closes late; worst %v past its bound, %v of it with the process unscheduled",
+			chaosMargin, byKind["Write"], byKind["Flush"], byKind["Close"], over[0].late().Round(time.Millisecond), over[0].excused.Round(time.Millisecond)))
 	}
 
 	// Invariant 4: nothing left behind.
@@ -1095,14 +1160,18 @@ func (r *chaosRun) check(in checkInput, tot *chaosTotals) {
 		notes = append(notes, fmt.Sprintf("replay usage not exposed: %d samples, bound not checked", in.samples.n))
 	}
 
-	// The contract of Write allows only these errors, and a cut only on
-	// a timeout or a close.
+	// Write may fail only at its deadline, at Close or at the redial
+	// bounds, which the deadlines here always precede.
 	if len(unexpected) > 0 {
 		var s []string
 		for _, c := range unexpected[:min(len(unexpected), 5)] {
 			s = append(s, c.String())
 		}
-		violations = append(violations, fmt.Sprintf("Write failed %d times with neither a timeout nor net.ErrClosed: %s", len(unexpected), strings.Join(s, "; ")))
+		v := fmt.Sprintf("Write contract: %d Writes failed other than by net.ErrClosed or by their deadline once passed: %s", len(unexpected), strings.Join(s, "; "))
+		if slices.ContainsFunc(unexpected, func(c chaosCall) bool { return c.n > 0 }) {
+			v += " (some wrote part of their message while the deadline still held: another writer's message may have joined the cut frame)"
+		}
+		violations = append(violations, v)
 	}
 	if len(r.gate.anomalies) > 0 {
 		violations = append(violations, "bytes written after the write deadline had passed: "+strings.Join(r.gate.anomalies, "; "))
@@ -1165,6 +1234,17 @@ func (r *chaosRun) failure(violations []string, over []chaosCall, in checkInput)
 	if in.samples.stall > 0 {
 		fmt.Fprintf(&b, "worst scheduling delay of a %v ticker: %v, from %s\n", sampleEvery, in.samples.stall.Round(time.Millisecond), clock(in.samples.stallAt))
 	}
+	var cuts []chaosCall
+	for _, w := range in.writers {
+		cuts = append(cuts, w.cutCalls...)
+	}
+	if len(cuts) > 0 {
+		slices.SortFunc(cuts, func(a, b chaosCall) int { return a.end.Compare(b.end) })
+		fmt.Fprintf(&b, "cut Writes (%d):\n", len(cuts))
+		for _, c := range cuts[:min(len(cuts), 20)] {
+			fmt.Fprintf(&b, "  %s\n", c)
+		}
+	}
 	fmt.Fprintf(&b, "report: %v\n", in.rep)
 	fmt.Fprintf(&b, "stats: %+v\n", in.stats)
 	fmt.Fprintf(&b, "faults (run began %s):\n", clock(r.begin))
@@ -1181,25 +1261,32 @@ func (r *chaosRun) failure(violations []string, over []chaosCall, in checkInput)
 
 // lateness sums up how late calls of one kind returned.
 type lateness struct {
-	calls, over int
-	worst       time.Duration
-	worstRun    int
-	worstCall   string
-	excess      []time.Duration // lateness of the calls beyond the margin
+	calls     int
+	over      int // calls more than chaosMargin late, net of scheduling stalls
+	overRaw   int // calls more than chaosMargin late
+	worst     time.Duration
+	worstRun  int
+	worstCall string
+	excess    []time.Duration // net lateness of the calls over the margin
 }
 
-func (l *lateness) add(run, calls int, late time.Duration, c *chaosCall) {
+// add counts calls, the worst of which is c. A chaosCall with only late
+// set stands for calls that were not recorded one by one.
+func (l *lateness) add(run, calls int, c chaosCall) {
 	if calls == 0 {
 		return
 	}
 	l.calls += calls
-	if c != nil && late > chaosMargin {
-		l.over++
-		l.excess = append(l.excess, late)
+	if c.late() > chaosMargin && !c.start.IsZero() {
+		l.overRaw++
 	}
-	if l.worstRun == 0 || late > l.worst {
-		l.worst, l.worstRun = late, run
-		if c != nil {
+	if c.net() > chaosMargin && !c.start.IsZero() {
+		l.over++
+		l.excess = append(l.excess, c.net())
+	}
+	if l.worstRun == 0 || c.net() > l.worst {
+		l.worst, l.worstRun, l.worstCall = c.net(), run, ""
+		if !c.start.IsZero() {
 			l.worstCall = c.String()
 		}
 	}
@@ -1209,8 +1296,8 @@ func (l *lateness) String() string {
 	if l.calls == 0 {
 		return "no calls"
 	}
-	s := fmt.Sprintf("%d calls, %d more than %v past their bound; worst %v past (run %d)",
-		l.calls, l.over, chaosMargin, l.worst.Round(time.Microsecond), l.worstRun)
+	s := fmt.Sprintf("%d calls, %d more than %v past their bound net of scheduling stalls (%d before discounting them); worst %v past (run %d)",
+		l.calls, l.over, chaosMargin, l.overRaw, l.worst.Round(time.Microsecond), l.worstRun)
 	if len(l.excess) > 0 {
 		slices.Sort(l.excess)
 		s += fmt.Sprintf("; of the late ones: median %v, 90th percentile %v",
