@@ -64,13 +64,18 @@ func TestChaos(t *testing.T) {
 	t.Logf("seed %d (%s), chaos time %v, margin %v; rerun: go test -race -run 'TestChaos$' -v . -args -seed %d",
 		seed, from, budget, chaosMargin, seed)
 
+	// On a starved machine faults come slower: runs then go on past the
+	// chaos time, up to twice it, until enough faults took effect.
 	tot := newChaosTotals()
 	start := time.Now()
 	var spent time.Duration
-	for n := 1; spent < budget; n++ {
+	for n := 1; spent < budget || tot.faultsApplied() < minFaults && spent < 2*budget; n++ {
 		rng := rand.New(rand.NewPCG(seed, uint64(n)<<8))
 		window := time.Duration(1500+rng.IntN(2500)) * time.Millisecond
-		window = max(min(window, budget-spent), 500*time.Millisecond)
+		if spent < budget {
+			window = min(window, budget-spent)
+		}
+		window = max(window, 500*time.Millisecond)
 		spent += window
 		runChaos(t, seed, n, rng, window, tot)
 	}
@@ -567,6 +572,14 @@ func runChaos(t *testing.T, seed uint64, n int, rng *rand.Rand, window time.Dura
 		t.Fatalf("seed %d run %d: WaitConns: %v", seed, n, err)
 	}
 
+	// The sampler measures scheduling delays from its first tick on: it
+	// must run before the writers load the machine.
+	sampled := make(chan replaySamples, 1)
+	stopSampling := make(chan struct{})
+	ticking := make(chan struct{})
+	go func() { sampled <- r.sampleReplay(stopSampling, ticking) }()
+	<-ticking
+
 	writers := make([]*chaosWriter, chaosWriters)
 	var wg sync.WaitGroup
 	for i := range writers {
@@ -576,10 +589,6 @@ func runChaos(t *testing.T, seed uint64, n int, rng *rand.Rand, window time.Dura
 	}
 	writersDone := make(chan struct{})
 	go func() { wg.Wait(); close(writersDone) }()
-
-	sampled := make(chan replaySamples, 1)
-	stopSampling := make(chan struct{})
-	go func() { sampled <- r.sampleReplay(stopSampling) }()
 
 	faultsDone := make(chan struct{})
 	frng := rand.New(rand.NewPCG(seed, uint64(n)<<8|2))
@@ -802,11 +811,14 @@ func (s *replaySamples) excused(from, to time.Time) time.Duration {
 }
 
 // sampleReplay samples the replay buffer's usage until stop is closed.
-func (r *chaosRun) sampleReplay(stop <-chan struct{}) replaySamples {
+// It closes ticking at its first tick.
+func (r *chaosRun) sampleReplay(stop <-chan struct{}, ticking chan<- struct{}) replaySamples {
 	var s replaySamples
 	bound := r.cfg.replayBound()
 	tick := time.NewTicker(sampleEvery)
 	defer tick.Stop()
+	<-tick.C
+	close(ticking)
 	last := time.Now()
 	for {
 		select {
@@ -880,11 +892,11 @@ func (r *chaosRun) faults(ctx context.Context, rng *rand.Rand, until time.Time) 
 }
 
 // awaitProgress waits until the server has processed a message it had
-// not, so that faults land in a moving stream; it gives up after a second
-// or at until.
+// not, so that faults land in a moving stream; it gives up after half a
+// second or at until.
 func (r *chaosRun) awaitProgress(ctx context.Context, until time.Time) {
 	got := r.srv.Report(int(r.next.Load())).Received
-	wctx, cancel := context.WithDeadline(ctx, earlier(until, time.Now().Add(time.Second)))
+	wctx, cancel := context.WithDeadline(ctx, earlier(until, time.Now().Add(500*time.Millisecond)))
 	defer cancel()
 	r.srv.WaitReceived(wctx, got+1)
 }
