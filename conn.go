@@ -73,6 +73,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -270,7 +271,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	n, err := l.write(b)
 	if err != nil {
-		if c.closed.Load() || isTimeout(err) {
+		if c.closed.Load() || errors.Is(err, os.ErrDeadlineExceeded) {
 			c.stopped(l, b[:n], err)
 			c.unlock()
 			return n, c.writeError(err)
@@ -362,7 +363,7 @@ func (c *Conn) writeSlow(b []byte, held bool) (int, error) {
 			c.wrote(l, b)
 			return n, nil
 		}
-		if c.closed.Load() || isTimeout(err) || o.ctx.Err() != nil {
+		if c.closed.Load() || errors.Is(err, os.ErrDeadlineExceeded) || o.ctx.Err() != nil {
 			c.stopped(l, b[:n], err)
 			if o.ctx.Err() != nil {
 				err = o.fail(context.Cause(o.ctx))
@@ -376,7 +377,9 @@ func (c *Conn) writeSlow(b []byte, held bool) (int, error) {
 
 // stopped records the part of a message written before a write was
 // stopped by a deadline or Close: the caller is told n bytes went, so the
-// stream must stay what the caller believes it is.
+// stream must stay what the caller believes it is. A deadline is told
+// from the connection timing out (ETIMEDOUT, whose Timeout is also true)
+// by os.ErrDeadlineExceeded: the latter ends the connection instead.
 func (c *Conn) stopped(l *link, part []byte, err error) {
 	if len(part) > 0 {
 		c.wrote(l, part)
@@ -858,7 +861,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 		if c.closed.Load() {
 			return n, c.opError("read", net.ErrClosed)
 		}
-		if l.retired.Load() && (!isTimeout(err) || !c.readExpired()) {
+		if l.retired.Load() && (!errors.Is(err, os.ErrDeadlineExceeded) || !c.readExpired()) {
 			// l was replaced: what its peer sent is read; go on with
 			// the new link.
 			c.mu.Lock()

@@ -66,11 +66,18 @@ func (s *counters) snapshot(replay bool) Stats {
 	return st
 }
 
-// pending returns the messages and bytes held for replay.
+// pending returns the messages and bytes held for replay. A message is
+// counted in messages just before it enters the replay buffer, and in
+// confirmed just after it left: reading confirmed on both sides of
+// messages, and again if it moved, never counts what left as held.
 func (s *counters) pending() (int, int64) {
-	// Read what left before what came in, so that neither goes negative.
-	cm, cb := s.confirmed.Load(), s.confirmedBytes.Load()
-	return int(s.messages.Load() - cm), s.bytes.Load() - cb
+	for {
+		cm, cb := s.confirmed.Load(), s.confirmedBytes.Load()
+		m, b := s.messages.Load(), s.bytes.Load()
+		if s.confirmed.Load() == cm && s.confirmedBytes.Load() == cb {
+			return int(m - cm), b - cb
+		}
+	}
 }
 
 func (s *counters) setLastErr(err error) { s.lastErr.Store(&err) }
