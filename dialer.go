@@ -127,10 +127,11 @@ type Dialer struct {
 	// on Windows, rounded up to whole seconds; in each case capped at the
 	// largest value the option takes (2^31-1 units). FreeBSD, the other
 	// BSDs, illumos and AIX have no per-socket equivalent. It also bounds
-	// each dial attempt, the connect and the TLS handshake together,
-	// unless Dialer is a *net.Dialer with its own Timeout or Deadline. If
-	// zero, the default is 10 seconds. If negative, the socket is left as
-	// Dialer made it, and each dial attempt is bounded by 30 seconds.
+	// each dial attempt, the connect and the TLS handshake together
+	// (rounded up to a millisecond), unless Dialer is a *net.Dialer with
+	// its own Timeout or Deadline. If zero, the default is 10 seconds. If
+	// negative, the socket is left as Dialer made it, and each dial attempt
+	// is bounded by 30 seconds.
 	UserTimeout time.Duration
 
 	// KeepAlive is the idle time before TCP keep-alive probes start; three
@@ -326,6 +327,9 @@ func (d *Dialer) resolve(network, address string) (*config, error) {
 		cfg.replay = defaultReplayBuffer
 	case cfg.replay > 0 && cfg.replay < minReplayBuffer:
 		cfg.replay = minReplayBuffer
+	}
+	if cfg.userTimeout > 0 && cfg.userTimeout < time.Millisecond {
+		cfg.userTimeout = time.Millisecond // the finest unit any platform's option takes
 	}
 	cfg.attempt = cfg.userTimeout
 	if cfg.attempt < 0 {
