@@ -592,7 +592,9 @@ func (c *Conn) redial(o *op, old *link) error {
 	ev := RedialEvent{Cause: old.cause}
 	c.settle(old)
 	if o.last == nil {
-		o.last = old.cause
+		// What the Conn last met: old's end, or a failed dial of an
+		// earlier recovery (in the background, say) that gave up.
+		o.last = c.st.lastError()
 	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
