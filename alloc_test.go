@@ -8,7 +8,8 @@ import (
 )
 
 // TestWriteAllocs checks that a Write in steady state allocates nothing,
-// in every check mode, with replay on and off.
+// in every check mode, with replay on and off, and with Async (whose
+// writer's allocations count too: AllocsPerRun counts the whole process).
 func TestWriteAllocs(t *testing.T) {
 	modes := []reconn.CheckMode{reconn.CheckDefault, reconn.CheckPeek, reconn.CheckState, reconn.CheckWatch, reconn.CheckNone}
 	for _, mode := range modes {
@@ -33,6 +34,27 @@ func TestWriteAllocs(t *testing.T) {
 			if allocs != 0 {
 				t.Errorf("check %v, replay %d: %v allocations per Write; want 0", mode, replay, allocs)
 			}
+		}
+	}
+	for _, mode := range modes {
+		srv := faultnet.NewServer(t)
+		d := testDialer()
+		d.Check = mode
+		d.Async = true
+		c := dialServer(t, d, srv)
+		msg := faultnet.AppendMessage(nil, faultnet.Newline, 0, 100)
+		for i := 0; i < 20000; i++ {
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		allocs := testing.AllocsPerRun(20000, func() {
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("Async, check %v: %v allocations per Write; want 0", mode, allocs)
 		}
 	}
 }

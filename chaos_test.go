@@ -213,7 +213,8 @@ type chaosConfig struct {
 	replay    int  // Dialer.ReplayBuffer; 0 is the default
 	gentle    bool // no fault that resets or cuts a connection
 	close     closeMode
-	flushOdds int // a writer flushes after one message in flushOdds
+	flushOdds int  // a writer flushes after one message in flushOdds
+	async     bool // Dialer.Async
 }
 
 func drawChaosConfig(rng *rand.Rand) chaosConfig {
@@ -224,6 +225,7 @@ func drawChaosConfig(rng *rand.Rand) chaosConfig {
 		close:     closeMode(rng.IntN(3)),
 		flushOdds: 300 + rng.IntN(2000),
 	}
+	cfg.async = rng.IntN(3) == 0
 	return cfg
 }
 
@@ -243,7 +245,11 @@ func (cfg chaosConfig) String() string {
 	if cfg.replay != 0 {
 		replay = strconv.Itoa(cfg.replay>>10) + "KiB"
 	}
-	return fmt.Sprintf("check=%v replay=%s faults=%s close=%v flush=1/%d", cfg.check, replay, profile, cfg.close, cfg.flushOdds)
+	mode := "sync"
+	if cfg.async {
+		mode = "async"
+	}
+	return fmt.Sprintf("%s check=%v replay=%s faults=%s close=%v flush=1/%d", mode, cfg.check, replay, profile, cfg.close, cfg.flushOdds)
 }
 
 // drawSize draws a message size: mostly small, some of a few KiB and,
@@ -556,6 +562,7 @@ func runChaos(t *testing.T, seed uint64, n int, rng *rand.Rand, window time.Dura
 		MaxBackoff:    20 * time.Millisecond,
 		FlushTimeout:  chaosFlushTimeout,
 		ReplayBuffer:  cfg.replay,
+		Async:         cfg.async,
 	}
 	nc, err := d.Dial("tcp", srv.Addr().String())
 	if err != nil {
@@ -565,6 +572,9 @@ func runChaos(t *testing.T, seed uint64, n int, rng *rand.Rand, window time.Dura
 	r.gate = newDeadlineGate(r.c, rand.New(rand.NewPCG(seed, uint64(n)<<8|1)))
 	ctx, cancel := context.WithTimeout(context.Background(), window+chaosHangLimit)
 	defer cancel()
+	if cfg.async {
+		waitDialed(t, r.c)
+	}
 	if err := srv.WaitConns(ctx, 1); err != nil {
 		t.Fatalf("seed %d run %d: WaitConns: %v", seed, n, err)
 	}

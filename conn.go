@@ -71,6 +71,7 @@ package reconn
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -152,8 +153,16 @@ type Conn struct {
 	sig        atomic.Pointer[chan struct{}] // closed and replaced by kick
 	wdlNano    atomic.Int64                  // the write deadline in Unix nanoseconds, 0 if none; written under mu
 
+	// ring holds what was written and is not known to be acknowledged.
+	// It is the holder's alone in the synchronous mode. With Async, Write
+	// appends to it under rmu without the right to write, so everyone
+	// else takes rmu too around each use (lockRing), and never across a
+	// blocking step.
 	ring   ring
+	rmu    sync.Mutex
 	trimAt int64 // ring usage at which to ask for acknowledgements
+
+	w *writer // the Async writer; nil in the synchronous mode
 
 	cur     atomic.Pointer[link] // the current link
 	readers atomic.Int32         // Reads in progress
@@ -165,8 +174,9 @@ type Conn struct {
 	lingering *link            // a replaced link kept open for a waiting Read
 	ops       map[*op]struct{} // ops that the write deadline bounds
 
-	healing atomic.Bool    // a background recovery is under way
-	bg      sync.WaitGroup // background recoveries; Add under mu, before Close
+	healing   atomic.Bool    // a background recovery is under way
+	bg        sync.WaitGroup // background recoveries; Add under mu, before Close
+	downSince atomic.Int64   // Unix nanoseconds since the current link is dead, 0 while up
 
 	st counters
 }
@@ -209,6 +219,20 @@ func (c *Conn) lock() bool {
 func (c *Conn) unlock() {
 	c.slow.Store(false)
 	<-c.tok
+}
+
+// lockRing and unlockRing guard the ring where Write may append to it
+// concurrently: with Async.
+func (c *Conn) lockRing() {
+	if c.w != nil {
+		c.rmu.Lock()
+	}
+}
+
+func (c *Conn) unlockRing() {
+	if c.w != nil {
+		c.rmu.Unlock()
+	}
 }
 
 // goSlow marks the holder of the right to write as being on the slow path
@@ -254,6 +278,9 @@ func (c *Conn) deadlinePassed() bool {
 // dial or write error. On a timeout, n is the number of bytes of b
 // written, and they count as written.
 func (c *Conn) Write(b []byte) (int, error) {
+	if c.w != nil {
+		return c.writeAsync(b)
+	}
 	if !c.lock() {
 		return c.writeSlow(b, false)
 	}
@@ -309,7 +336,7 @@ func (c *Conn) ready(l *link, n int) bool {
 	if !l.ackable && l.state == healthy {
 		// Nothing will ever confirm these: the oldest are assumed
 		// delivered (see the package documentation).
-		c.trimmed(c.ring.evict(n))
+		c.count(c.ring.evict(n))
 		return true
 	}
 	return false
@@ -350,6 +377,13 @@ func (c *Conn) writeSlow(b []byte, held bool) (int, error) {
 			continue
 		}
 		if c.cfg.replay > 0 && !c.ring.fits(len(b)) {
+			if c.cfg.onFull != nil {
+				c.cfg.onFull()
+			}
+			if c.cfg.failWhenFull && l.ackable {
+				c.st.rejected.Add(1)
+				return 0, c.writeError(ErrBufferFull)
+			}
 			err := c.waitRoom(o, l, len(b))
 			if err == errLinkDied {
 				continue
@@ -413,12 +447,37 @@ func (c *Conn) wrote(l *link, b []byte) {
 	}
 }
 
-// trimmed counts messages that left the ring.
-func (c *Conn) trimmed(k int, n int64) {
+// trimmed is called after k messages left the ring and were counted.
+func (c *Conn) trimmed(k int) {
+	if k > 0 && c.w != nil {
+		c.wakeWaiters() // Writes waiting for room
+	}
+}
+
+// trimTo drops the held messages that the current link's peer
+// acknowledged up to link offset acked.
+func (c *Conn) trimTo(acked int64) {
+	c.lockRing()
+	k, n := c.ring.trim(acked)
+	c.count(k, n)
+	c.unlockRing()
+	c.trimmed(k)
+}
+
+// count counts messages that left the ring, before anything else can
+// enter it: Stats reads the held count as what came in less what left.
+func (c *Conn) count(k int, n int64) {
 	if k > 0 {
 		c.st.confirmed.Add(int64(k))
 		c.st.confirmedBytes.Add(n)
 	}
+}
+
+// held reports the number of held messages.
+func (c *Conn) held() int {
+	c.lockRing()
+	defer c.unlockRing()
+	return c.ring.mn
 }
 
 // check runs the liveness check of the Conn's mode on l: before every
@@ -450,7 +509,7 @@ func (c *Conn) refresh(l *link) {
 // observe applies what a probe of l learned.
 func (c *Conn) observe(l *link, r probeResult, byCheck bool) {
 	if r.ackOK && l.ackable {
-		c.trimmed(c.ring.trim(r.acked))
+		c.trimTo(r.acked)
 	}
 	switch r.h {
 	case closing:
@@ -479,6 +538,7 @@ func (c *Conn) died(l *link, cause error, byCheck bool) {
 		return
 	}
 	l.kill(cause)
+	c.downSince.CompareAndSwap(0, time.Now().UnixNano())
 	c.st.setLastErr(cause)
 	if byCheck {
 		c.st.deadByCheck.Add(1)
@@ -496,7 +556,7 @@ var errLinkDied = errors.New("reconn: link died")
 // meanwhile.
 func (c *Conn) waitRoom(o *op, l *link, n int) error {
 	if !l.ackable {
-		c.trimmed(c.ring.evict(n))
+		c.count(c.ring.evict(n))
 		return nil
 	}
 	return c.poll(o, false, func() (bool, error) {
@@ -528,7 +588,7 @@ func (c *Conn) poll(o *op, release bool, step func() (bool, error)) error {
 		if release {
 			c.unlock()
 		}
-		if err := sleep(o.ctx, d); err != nil {
+		if err := o.sleep(o.ctx, d); err != nil {
 			return o.fail(err)
 		}
 		if release {
@@ -546,6 +606,10 @@ func (c *Conn) poll(o *op, release bool, step func() (bool, error)) error {
 // the next Write acts on the flag: a server that closes an idle connection
 // is not redialed for nothing.
 func (c *Conn) heal(l *link) {
+	if c.w != nil {
+		c.w.signal() // the writer acts on the flag
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed.Load() || c.cur.Load() != l || !c.healing.CompareAndSwap(false, true) {
@@ -570,7 +634,7 @@ func (c *Conn) heal(l *link) {
 		}
 		c.goSlow()
 		c.settle(l)
-		if c.ring.mn == 0 {
+		if c.held() == 0 {
 			return
 		}
 		// On failure the error is in Stats; the next Write tries again.
@@ -590,6 +654,9 @@ func (c *Conn) redial(o *op, old *link) error {
 	rc := o.redialCtx()
 	start := time.Now()
 	ev := RedialEvent{Cause: old.cause}
+	if old.placeholder {
+		ev.Cause = nil // the first connection of an Async Conn: not a redial, no event
+	}
 	c.settle(old)
 	if o.last == nil {
 		// What the Conn last met: old's end, or a failed dial of an
@@ -598,7 +665,7 @@ func (c *Conn) redial(o *op, old *link) error {
 	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			if err := sleep(rc, c.backoff(attempt)); err != nil {
+			if err := o.sleep(rc, c.backoff(attempt)); err != nil {
 				return o.fail(err)
 			}
 		}
@@ -617,10 +684,15 @@ func (c *Conn) redial(o *op, old *link) error {
 			o.last = err
 			c.st.dialErrors.Add(1)
 			c.st.setLastErr(err)
+			if o.writer {
+				c.w.down(o, start)
+			}
 			continue
 		}
 		c.st.dials.Add(1)
-		c.st.redials.Add(1)
+		if !old.placeholder {
+			c.st.redials.Add(1)
+		}
 		c.install(nl, old)
 		k, err := c.replay(o, nl)
 		ev.Replayed += k
@@ -635,7 +707,9 @@ func (c *Conn) redial(o *op, old *link) error {
 			continue
 		}
 		ev.Downtime = time.Since(start)
-		o.events = append(o.events, ev)
+		if ev.Cause != nil {
+			o.events = append(o.events, ev)
+		}
 		return nil
 	}
 }
@@ -643,52 +717,74 @@ func (c *Conn) redial(o *op, old *link) error {
 // settle trims what the dead link's peer acknowledged, which Linux and
 // Windows still count after a reset.
 func (c *Conn) settle(old *link) {
-	if !old.ackable || c.ring.mn == 0 {
+	if !old.ackable || c.held() == 0 {
 		return
 	}
 	if r, ok := old.probe(opAcks); ok && r.ackOK {
-		c.trimmed(c.ring.trim(r.acked))
+		c.trimTo(r.acked)
 	}
 }
 
-// replay re-sends every held message on the new link l, in order.
+// replay writes every held message on the new link l, in order: those an
+// earlier link carried, then, with Async, those never sent. It returns
+// how many of the former it re-sent.
 func (c *Conn) replay(o *op, l *link) (int, error) {
+	c.lockRing()
 	if c.ring.mn == 0 {
+		c.unlockRing()
 		return 0, nil
 	}
+	// Every held message goes, whatever the link before carried: a
+	// replay cut short leaves messages that no link carries now.
+	was, wasBytes := c.ring.upTo(c.ring.hw)
 	c.ring.unlink()
-	from := c.ring.sent
-	k, err := c.send(o, l)
-	c.st.resent(k, c.ring.sent-from)
+	c.unlockRing()
+	k, n, err := c.send(o, l)
+	k, n = min(k, was), min(n, wasBytes)
+	c.st.resent(k, n)
 	return k, err
 }
 
-// maxWrite bounds one write of held messages.
+// maxWrite bounds one write of held messages: with Async, the largest
+// batch of messages one system call carries.
 const maxWrite = 64 << 10
 
 // send writes what the ring holds and has not written on l, and returns
-// the number of messages it completed.
-func (c *Conn) send(o *op, l *link) (int, error) {
-	k := 0
+// the number of messages it completed and their bytes.
+func (c *Conn) send(o *op, l *link) (int, int64, error) {
+	k, from := 0, int64(-1)
 	for {
-		s := c.ring.unsent(maxWrite)
-		if len(s) == 0 {
-			return k, nil
+		c.lockRing()
+		if from < 0 {
+			from = c.ring.sent
 		}
-		before, ms := l.sentNow(), c.ring.ms
+		s := c.ring.unsent(maxWrite)
+		ms, sent := c.ring.ms, c.ring.sent
+		c.unlockRing()
+		if len(s) == 0 {
+			return k, sent - from, nil
+		}
+		before := l.sentNow()
 		n, err := o.write(l, s)
+		c.lockRing()
 		c.ring.advance(n, before, l.sentNow(), l.cc == nil)
 		k += c.ring.ms - ms
+		sent = c.ring.sent
+		c.unlockRing()
 		if err != nil {
 			// A message may be cut on l: l cannot carry the stream on.
 			c.died(l, err, false)
-			return k, err
+			return k, sent - from, err
 		}
 	}
 }
 
 // install makes l the current link, in place of old.
 func (c *Conn) install(l *link, old *link) {
+	c.downSince.Store(0)
+	if c.w != nil {
+		c.w.up()
+	}
 	c.mu.Lock()
 	if !c.rdl.IsZero() {
 		l.nc.SetReadDeadline(c.rdl)
@@ -724,10 +820,18 @@ func (c *Conn) install(l *link, old *link) {
 }
 
 // linkWriteDeadline is the write deadline a link must have: the Conn's,
-// or Close's flush limit once Close has begun. c.mu is held.
+// or Close's flush limit once Close has begun. With Async, the write
+// deadline bounds Write, which does not write on the link: a link's
+// writes are bounded by Close alone. c.mu is held.
 func (c *Conn) linkWriteDeadline() time.Time {
+	if c.w != nil && c.w.stopping.Load() {
+		return aLongTimeAgo
+	}
 	if c.closed.Load() {
 		return c.flushDL
+	}
+	if c.w != nil {
+		return time.Time{}
 	}
 	return c.wdl
 }
@@ -797,29 +901,31 @@ type flushState struct {
 }
 
 // flushStep looks once at what is confirmed up to the flush's target,
-// redialing and replaying if the link is dead. It reports whether
-// everything is confirmed, or, with an error, why it gave up. If final is
-// set (Close), the link is half-closed first, since nothing more will be
-// written. The caller holds the right to write.
+// redialing and replaying if the link is dead (with Async, the writer
+// does that: flushStep waits for it). It reports whether everything is
+// confirmed, or, with an error, why it gave up. If final is set (Close),
+// the link is half-closed once everything is written on it, since nothing
+// more will be. The caller holds the right to write.
 func (c *Conn) flushStep(o *op, f *flushState, final bool) (bool, error) {
+	c.lockRing()
 	if !f.known {
 		f.target, f.known = c.ring.end, true
 	}
+	c.unlockRing()
 	for {
 		l := c.cur.Load()
 		c.check(l)
 		if l.state == healthy {
-			if !l.ackable {
+			if !l.ackable && c.sentUpTo(f.target) {
 				return true, nil // nothing can confirm it
 			}
 			c.refresh(l)
 		}
-		f.messages, f.bytes = c.ring.upTo(f.target)
-		if f.messages == 0 {
+		if c.unconfirmedUpTo(f) == 0 {
 			return true, nil
 		}
 		if l.state == healthy {
-			if final {
+			if final && c.sentUpTo(math.MaxInt64) {
 				l.closeWrite()
 			}
 			return false, nil
@@ -828,14 +934,35 @@ func (c *Conn) flushStep(o *op, f *flushState, final bool) (bool, error) {
 		// it) reads as closed but counts what its peer acknowledged:
 		// redial only for what is left.
 		c.settle(l)
-		if f.messages, f.bytes = c.ring.upTo(f.target); f.messages == 0 {
+		if c.unconfirmedUpTo(f) == 0 {
 			return true, nil
+		}
+		if c.w != nil {
+			c.w.signal()
+			return false, c.w.err()
 		}
 		c.goSlow()
 		if err := c.redial(o, l); err != nil {
 			return false, err
 		}
 	}
+}
+
+// unconfirmedUpTo records and returns the number of held messages that
+// end before the flush's target.
+func (c *Conn) unconfirmedUpTo(f *flushState) int {
+	c.lockRing()
+	f.messages, f.bytes = c.ring.upTo(f.target)
+	c.unlockRing()
+	return f.messages
+}
+
+// sentUpTo reports whether everything held up to stream offset off is
+// written on the current link.
+func (c *Conn) sentUpTo(off int64) bool {
+	c.lockRing()
+	defer c.unlockRing()
+	return c.ring.sent >= min(off, c.ring.end)
 }
 
 // unconfirmed wraps err, why a Flush or Close gave up, with what was still
@@ -856,6 +983,12 @@ func (c *Conn) Read(b []byte) (int, error) {
 			return 0, c.opError("read", net.ErrClosed)
 		}
 		l := c.cur.Load()
+		if l.placeholder {
+			if err := c.waitConnected(); err != nil {
+				return 0, c.opError("read", err)
+			}
+			continue
+		}
 		n, err := l.nc.Read(b)
 		if err == nil {
 			return n, nil
@@ -878,6 +1011,37 @@ func (c *Conn) Read(b []byte) (int, error) {
 			continue
 		}
 		return n, err
+	}
+}
+
+// waitConnected waits until an Async Conn has its first connection, the
+// read deadline passes, or Close.
+func (c *Conn) waitConnected() error {
+	c.nwait.Add(1)
+	defer c.nwait.Add(-1)
+	for {
+		sig := c.sig.Load()
+		c.mu.Lock()
+		rdl := c.rdl
+		c.mu.Unlock()
+		var expire <-chan time.Time
+		if !rdl.IsZero() {
+			d := time.Until(rdl)
+			if d <= 0 {
+				return os.ErrDeadlineExceeded
+			}
+			t := time.NewTimer(d)
+			defer t.Stop()
+			expire = t.C
+		}
+		select {
+		case <-c.w.connected:
+			return nil
+		case <-c.life.Done():
+			return net.ErrClosed
+		case <-*sig:
+		case <-expire:
+		}
 	}
 }
 
@@ -912,35 +1076,34 @@ func (c *Conn) Close() error {
 	}
 	c.end(net.ErrClosed)
 	c.kick()
+	stop := aLongTimeAgo
+	if c.w != nil {
+		// The writer goes on sending until the flush ends: only Reads
+		// stop now.
+		stop = time.Time{}
+	}
 	for _, l := range [...]*link{c.cur.Load(), c.lingering} {
 		if l != nil {
-			l.nc.SetDeadline(aLongTimeAgo)
+			l.nc.SetReadDeadline(aLongTimeAgo)
+			if !stop.IsZero() {
+				l.nc.SetWriteDeadline(stop)
+			}
 		}
 	}
 	c.mu.Unlock()
 
 	defer c.bg.Wait() // after the right to write is released: a background recovery may wait for it
-	flush := c.cfg.flushTimeout >= 0 && c.cfg.replay > 0
-	limit := c.flushDL
-	if !flush {
-		// Nothing to wait for but the holder of the right to write, which
-		// Close has just stopped.
-		limit = time.Time{}
-	}
-	o := c.newOp(c.base, nil, limit, false)
-	defer o.end()
 	var err error
-	var f flushState
-	if lerr := o.lock(); lerr != nil {
-		if flush {
-			err = c.unconfirmed(o.fail(lerr), &f)
-		}
-	} else {
+	if c.cfg.replay > 0 {
+		// Without FlushTimeout the limit has passed: one look, no wait,
+		// and what is unconfirmed is reported.
+		err = c.flushAll()
+	}
+	if c.w != nil {
+		c.w.stop()
+	}
+	if c.lockCtx(c.base) == nil {
 		defer c.unlock()
-		if flush {
-			c.restoreWriteDeadline(c.cur.Load())
-			err = c.flushAll(o, &f)
-		}
 	}
 	c.mu.Lock()
 	links := [...]*link{c.cur.Load(), c.lingering}
@@ -959,10 +1122,34 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// flushAll is Close's flush: it keeps the right to write to the end.
-func (c *Conn) flushAll(o *op, f *flushState) error {
-	if err := c.poll(o, false, func() (bool, error) { return c.flushStep(o, f, true) }); err != nil {
-		return c.unconfirmed(err, f)
+// lockCtx takes the right to write, or gives up when ctx ends.
+func (c *Conn) lockCtx(ctx context.Context) error {
+	select {
+	case c.tok <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// flushAll is Close's flush, bounded by the flush limit and by the context
+// given to DialContext. In the synchronous mode it keeps the right to
+// write to the end; with Async it takes it for each look, as Flush does,
+// so that the writer can go on.
+func (c *Conn) flushAll() error {
+	o := c.newOp(c.base, nil, c.flushDL, false)
+	defer o.end()
+	var f flushState
+	async := c.w != nil
+	if err := o.lock(); err != nil {
+		return c.unconfirmed(o.fail(err), &f)
+	}
+	if !async {
+		defer c.unlock()
+		c.restoreWriteDeadline(c.cur.Load())
+	}
+	if err := c.poll(o, async, func() (bool, error) { return c.flushStep(o, &f, true) }); err != nil {
+		return c.unconfirmed(err, &f)
 	}
 	return nil
 }
@@ -1018,19 +1205,28 @@ func (c *Conn) setDeadline(t time.Time, r, w bool) error {
 			ns = max(t.UnixNano(), 1)
 		}
 		c.wdlNano.Store(ns)
-		links[0].nc.SetWriteDeadline(t)
+		links[0].nc.SetWriteDeadline(c.linkWriteDeadline())
 		for o := range c.ops {
 			o.armLocked(t)
 		}
-		c.kick()
 	}
+	c.kick()
 	return nil
 }
 
 // Stats returns a snapshot of the Conn's counters. It may be called at any
 // time, from any goroutine.
 func (c *Conn) Stats() Stats {
-	return c.st.snapshot(c.cfg.replay > 0)
+	s := c.st.snapshot(c.cfg.replay > 0)
+	if c.w != nil {
+		c.rmu.Lock()
+		s.Unsent, s.UnsentBytes = int64(c.ring.mn-c.ring.ms), c.ring.end-c.ring.sent
+		c.rmu.Unlock()
+	}
+	if ns := c.downSince.Load(); ns != 0 {
+		s.DownSince = time.Unix(0, ns)
+	}
+	return s
 }
 
 // opError wraps err as net does, naming the current connection.

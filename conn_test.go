@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -52,6 +53,9 @@ func dial(t testing.TB, d *reconn.Dialer, addr net.Addr) *reconn.Conn {
 func dialServer(t testing.TB, d *reconn.Dialer, srv *faultnet.Server) *reconn.Conn {
 	t.Helper()
 	c := dial(t, d, srv.Addr())
+	if d.Async {
+		waitDialed(t, c)
+	}
 	if err := srv.WaitConns(testContext(t), 1); err != nil {
 		t.Fatalf("WaitConns: %v", err)
 	}
@@ -583,5 +587,75 @@ func TestDialContextBoundsRedials(t *testing.T) {
 	awaitReset(t, c)
 	if _, err := c.Write([]byte("seq=1\n")); !errors.Is(err, context.Canceled) {
 		t.Errorf("Write needing a redial after the context was canceled = %v; want context.Canceled", err)
+	}
+}
+
+// isRefused reports whether err says that a dial was refused.
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// waitDialed waits until c, an Async Conn, has made its first connection:
+// its Dial returned before.
+func waitDialed(t testing.TB, c *reconn.Conn) {
+	t.Helper()
+	ctx := testContext(t)
+	for d := 100 * time.Microsecond; c.Stats().Dials == 0; d = min(2*d, 20*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no connection: %v", c.Stats().LastError)
+		case <-time.After(d):
+		}
+	}
+}
+
+// dialerFunc adapts a function to reconn.ContextDialer.
+type dialerFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+func (f dialerFunc) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return f(ctx, network, address)
+}
+
+// TestReplayCutShort: a redial connects, but the write deadline passes
+// before the replay could write a byte. The next redial must send every
+// held message all the same.
+func TestReplayCutShort(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	var hold atomic.Bool
+	d := testDialer()
+	d.Dialer = dialerFunc(func(ctx context.Context, network, address string) (net.Conn, error) {
+		var nd net.Dialer
+		nc, err := nd.DialContext(ctx, network, address)
+		if err == nil && hold.Load() {
+			<-ctx.Done() // the Write's deadline: hand over the connection too late
+		}
+		return nc, err
+	})
+	c := dialServer(t, d, srv)
+	if err := srv.Blackhole(); err != nil {
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, faultnet.ErrUnsupported) {
+			t.Skipf("Blackhole: %v", err)
+		}
+		t.Fatal(err)
+	}
+	const held = 20
+	var buf []byte
+	for seq := 0; seq < held; seq++ {
+		buf = send(t, c, buf, seq, 100)
+	}
+	srv.RST()
+	awaitReset(t, c)
+
+	hold.Store(true)
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, held, 100)
+	if _, err := c.Write(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write whose redial ends past its deadline = %v; want a timeout", err)
+	}
+	hold.Store(false)
+	c.SetWriteDeadline(time.Time{})
+	send(t, c, buf, held, 100)
+	finish(t, c, srv)
+	r := srv.Report(held + 1)
+	if r.Lost != 0 || r.Duplicated != 0 {
+		t.Errorf("lost %d, duplicated %d; want 0, 0\n%v", r.Lost, r.Duplicated, r)
 	}
 }

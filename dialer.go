@@ -3,6 +3,7 @@ package reconn
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"time"
 )
@@ -180,13 +181,44 @@ type Dialer struct {
 	// 15 seconds. If negative, Close does not wait.
 	FlushTimeout time.Duration
 
+	// Async, if true, makes Write copy the message into the replay buffer
+	// and return at once; one goroutine per Conn sends what is buffered,
+	// many messages per system call (up to 64 KiB), redials and replays.
+	// The guarantee is the one the package documents: a message whose
+	// Write returned nil is delivered at least once, in order, unless
+	// Close or Flush reports it unconfirmed. DialContext returns without
+	// waiting for the server: only a malformed address or an unknown
+	// network fails there; the writer makes the first connection, and
+	// keeps dialing with backoff while Writes buffer. Write then fails
+	// only when the Conn is closed, the message is too large, the write
+	// deadline has passed or passes while it waits for room in a full
+	// replay buffer (or at once, with FailWhenFull), or the connection
+	// has been down for RedialTimeout: from then until a connection is
+	// up again, Write, Flush and Close report that error, and what is
+	// buffered stays buffered. Stats tells what is waiting (Pending,
+	// Unsent) and since when the connection is down (DownSince). Async
+	// needs replay: a negative ReplayBuffer fails DialContext.
+	Async bool
+
+	// FailWhenFull, if true, makes a Write that finds the replay buffer
+	// full fail at once with an error wrapping ErrBufferFull, instead of
+	// waiting for acknowledgements to make room; the message is not
+	// taken, and Stats.Rejected counts it. With Async, Write then never
+	// blocks. Where there is no acknowledgement count, the oldest messages
+	// are assumed delivered instead, as without FailWhenFull.
+	FailWhenFull bool
+
+	// OnFull, if not nil, is called by a Write that finds the replay
+	// buffer full, before it waits or fails; it must not block.
+	OnFull func()
+
 	// OnRedial, if not nil, is called after each successful redial, from
 	// the goroutine whose Write, Flush or Close found the connection dead,
 	// before that call returns; in CheckWatch mode, also from a background
 	// goroutine that redials as soon as the kernel reports a reset while
-	// messages are waiting for acknowledgement. It is called without any
-	// lock held, so it may use the Conn, but a slow OnRedial delays the
-	// call that runs it.
+	// messages are waiting for acknowledgement; and with Async, from the
+	// writer. It is called without any lock held, so it may use the Conn,
+	// but a slow OnRedial delays the goroutine that runs it.
 	OnRedial func(RedialEvent)
 }
 
@@ -250,7 +282,14 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, erro
 	}
 	cfg, err := d.resolve(network, address)
 	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: dialAddr{network, address}, Err: err}
+	}
+	if cfg.async {
+		c := newConn(cfg, ctx)
+		c.cur.Store(placeholderLink(cfg))
+		c.downSince.Store(time.Now().UnixNano())
+		c.startWriter()
+		return c, nil
 	}
 	l, err := cfg.dialLink(ctx)
 	if err != nil {
@@ -278,6 +317,9 @@ type config struct {
 	maxBackoff       time.Duration
 	replay           int64
 	flushTimeout     time.Duration
+	async            bool
+	failWhenFull     bool
+	onFull           func()
 	onRedial         func(RedialEvent)
 }
 
@@ -320,7 +362,18 @@ func (d *Dialer) resolve(network, address string) (*config, error) {
 		maxBackoff:    orDefault(d.MaxBackoff, max(defaultMaxBackoff, d.MinBackoff)),
 		replay:        int64(d.ReplayBuffer),
 		flushTimeout:  orDefault(d.FlushTimeout, defaultFlushTimeout),
+		async:         d.Async,
+		failWhenFull:  d.FailWhenFull,
+		onFull:        d.OnFull,
 		onRedial:      d.OnRedial,
+	}
+	if d.Async {
+		if d.ReplayBuffer < 0 {
+			return nil, &configError{"ReplayBuffer", "is negative (replay off), which Async cannot work without"}
+		}
+		if err := checkAddress(network, address); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case cfg.replay == 0:
@@ -379,6 +432,26 @@ func (d *Dialer) resolve(network, address string) (*config, error) {
 		cfg.op = opState
 	}
 	return cfg, nil
+}
+
+// checkAddress reports an address that no dial could use, so that an
+// Async DialContext, which does not dial, fails at once on it as a
+// synchronous one would.
+func checkAddress(network, address string) error {
+	if network == "unix" {
+		if address == "" {
+			return errors.New("missing address")
+		}
+		return nil
+	}
+	_, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	if _, err := net.LookupPort(network, port); err != nil {
+		return err
+	}
+	return nil
 }
 
 func orDefault(v, def time.Duration) time.Duration {

@@ -3,6 +3,7 @@ package reconn
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync/atomic"
 	"time"
@@ -22,8 +23,9 @@ type link struct {
 	ackable bool   // the platform counts acknowledgements for this socket
 	wclosed bool   // this side was half-closed
 
-	retired atomic.Bool // replaced by a newer link
-	closed  atomic.Bool
+	retired     atomic.Bool // replaced by a newer link
+	closed      atomic.Bool
+	placeholder bool // stands for the connection an Async Conn has not made yet
 
 	owner    atomic.Pointer[Conn] // the Conn the link serves, for the watcher
 	watched  bool                 // registered with the watcher at dial; never changes
@@ -159,3 +161,41 @@ func (l *link) close() error {
 	l.unwatch()
 	return l.nc.Close()
 }
+
+// placeholderLink stands for the first connection of an Async Conn until
+// the writer makes it: it is dead, so the writer dials, and a Read waits.
+func placeholderLink(cfg *config) *link {
+	nc := notConnected{dialAddr{cfg.network, cfg.address}}
+	l := &link{nc: nc, placeholder: true}
+	l.state, l.cause = broken, errNotConnected
+	return l
+}
+
+var errNotConnected = errors.New("reconn: not connected yet")
+
+// notConnected is the net.Conn of a placeholder link.
+type notConnected struct{ addr dialAddr }
+
+func (notConnected) Read([]byte) (int, error)  { return 0, errNotConnected }
+func (notConnected) Write([]byte) (int, error) { return 0, errNotConnected }
+func (notConnected) Close() error              { return nil }
+
+// LocalAddr returns the zero address of the network, so that callers can
+// print it.
+func (n notConnected) LocalAddr() net.Addr {
+	if n.addr.network == "unix" {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return &net.TCPAddr{}
+}
+
+func (n notConnected) RemoteAddr() net.Addr             { return n.addr }
+func (notConnected) SetDeadline(t time.Time) error      { return nil }
+func (notConnected) SetReadDeadline(t time.Time) error  { return nil }
+func (notConnected) SetWriteDeadline(t time.Time) error { return nil }
+
+// dialAddr is an address as given to Dial, not yet resolved.
+type dialAddr struct{ network, address string }
+
+func (a dialAddr) Network() string { return a.network }
+func (a dialAddr) String() string  { return a.address }

@@ -36,6 +36,9 @@ type op struct {
 	last     error         // the last dial or write error met while redialing
 	attempts int           // dial attempts made
 	events   []RedialEvent // redials to report to OnRedial once the right to write is released
+
+	writer bool        // the Async writer's op: no RedialTimeout, writes bounded by Close alone
+	pause  *time.Timer // reused by sleep
 }
 
 // newOp starts an op whose context derives from parent, ends with user if
@@ -109,6 +112,9 @@ func (o *op) end() {
 	if o.redialCancel != nil {
 		o.redialCancel()
 	}
+	if o.pause != nil {
+		o.pause.Stop()
+	}
 	o.release()
 	o.cancel(nil)
 	if c.cfg.onRedial != nil {
@@ -121,6 +127,9 @@ func (o *op) end() {
 // redialCtx returns the op's context narrowed by RedialTimeout, counted
 // from the first call.
 func (o *op) redialCtx() context.Context {
+	if o.writer {
+		return o.ctx // the writer never gives up; see writer.down
+	}
 	if o.redial == nil {
 		o.redial = o.ctx
 		if t := o.c.cfg.redialTimeout; t > 0 {
@@ -192,8 +201,12 @@ func (o *op) fail(cause error) error {
 
 // write writes b on l, bounded by the socket's write deadline and by the
 // op's context: if ctx ends first, the socket's write deadline is moved to
-// the past, which ends the write, and then restored.
+// the past, which ends the write, and then restored. The Async writer's
+// writes are bounded by Close, which moves the deadline itself.
 func (o *op) write(l *link, b []byte) (int, error) {
+	if o.writer {
+		return l.write(b)
+	}
 	done := make(chan struct{})
 	stop := context.AfterFunc(o.ctx, func() {
 		defer close(done)
@@ -208,15 +221,32 @@ func (o *op) write(l *link, b []byte) (int, error) {
 }
 
 // sleep waits for d, or until ctx ends, and then returns why.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
+func (o *op) sleep(ctx context.Context, d time.Duration) error {
+	return o.wait(ctx, nil, d)
+}
+
+// sleepOr waits for d, or until ch is closed (nil), or until the op's
+// context ends (its cause).
+func (o *op) sleepOr(ch <-chan struct{}, d time.Duration) error {
+	return o.wait(o.ctx, ch, d)
+}
+
+func (o *op) wait(ctx context.Context, ch <-chan struct{}, d time.Duration) error {
+	if o.pause == nil {
+		o.pause = time.NewTimer(d)
+	} else {
+		o.pause.Reset(d)
+	}
 	select {
-	case <-t.C:
+	case <-o.pause.C:
 		return nil
+	case <-ch:
 	case <-ctx.Done():
+		o.pause.Stop()
 		return context.Cause(ctx)
 	}
+	o.pause.Stop()
+	return nil
 }
 
 // redialError is the error of a call that gave up after a dial or a write

@@ -22,6 +22,7 @@ type ring struct {
 	ms     int   // number of held messages, from the oldest, written on the current link
 	start  int64 // stream offset of the oldest held byte
 	sent   int64 // stream offset after the last byte written on the current link
+	hw     int64 // stream offset after the last byte ever written, on any link
 	end    int64 // stream offset after the newest held byte
 	max    int64 // bound on held bytes plus heldSize per message
 }
@@ -46,10 +47,12 @@ func (r *ring) fits(n int) bool { return r.usage()+int64(n)+heldSize <= r.max }
 
 // push appends a message of b that is already written on the current
 // link, which then counted linkEnd bytes. Every message before it must be
-// written too. The caller has checked fits.
+// written on that link too: push is for the synchronous mode, where a
+// Write writes on a link only after replay put everything held on it.
+// The caller has checked fits.
 func (r *ring) push(b []byte, linkEnd int64) {
 	r.add(b, linkEnd)
-	r.sent = r.end
+	r.sent, r.hw = r.end, r.end
 	r.ms = r.mn
 }
 
@@ -132,6 +135,7 @@ func (r *ring) unsent(limit int) []byte { return r.span(r.sent, limit) }
 func (r *ring) advance(n int, before, after int64, exact bool) {
 	from := r.sent
 	r.sent += int64(n)
+	r.hw = max(r.hw, r.sent)
 	for r.ms < r.mn {
 		m := r.at(r.ms)
 		if m.end > r.sent {

@@ -2,6 +2,7 @@ package reconn
 
 import (
 	"sync/atomic"
+	"time"
 )
 
 // Stats reports what a Conn has done since it was dialed.
@@ -28,8 +29,23 @@ type Stats struct {
 	Pending      int64
 	PendingBytes int64
 
+	// Unsent and UnsentBytes count, with Async, the messages written and
+	// not yet sent: those waiting for the writer, or for a connection.
+	// They are part of Pending.
+	Unsent      int64
+	UnsentBytes int64
+
+	// Rejected counts the Writes that failed because the replay buffer
+	// was full, with Dialer.FailWhenFull.
+	Rejected int64
+
 	ResentMessages int64 // messages re-sent after a redial
 	ResentBytes    int64 // their bytes
+
+	// DownSince is when the current connection was found dead, or, with
+	// Async, when the Conn was dialed, until a connection is up; it is
+	// zero while one is.
+	DownSince time.Time
 
 	LastError error // the last error that ended a connection or failed a dial, or nil
 }
@@ -41,6 +57,7 @@ type counters struct {
 	messages, bytes                  atomic.Int64
 	confirmed, confirmedBytes        atomic.Int64 // messages that left the replay buffer
 	resentMessages, resentBytes      atomic.Int64
+	rejected                         atomic.Int64
 	lastErr                          atomic.Pointer[error]
 }
 
@@ -57,6 +74,7 @@ func (s *counters) snapshot(replay bool) Stats {
 		Bytes:          s.bytes.Load(),
 		ResentMessages: s.resentMessages.Load(),
 		ResentBytes:    s.resentBytes.Load(),
+		Rejected:       s.rejected.Load(),
 		LastError:      s.lastError(),
 	}
 	if replay {

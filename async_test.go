@@ -1,0 +1,393 @@
+package reconn_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/faultnet"
+	"golang.org/x/net/nettest"
+)
+
+// asyncDialer is testDialer with Async.
+func asyncDialer() *reconn.Dialer {
+	d := testDialer()
+	d.Async = true
+	return d
+}
+
+func TestAsyncConformance(t *testing.T) {
+	for _, reconnFirst := range []bool{true, false} {
+		name := "ReconnFirst"
+		if !reconnFirst {
+			name = "ReconnSecond"
+		}
+		t.Run(name, func(t *testing.T) {
+			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					return nil, nil, nil, err
+				}
+				defer ln.Close() // a redial would fail: none is expected
+				d := asyncDialer()
+				d.FlushTimeout = 500 * time.Millisecond
+				rc, err := d.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					return nil, nil, nil, err
+				}
+				sc, err := ln.Accept()
+				if err != nil {
+					rc.Close()
+					return nil, nil, nil, err
+				}
+				stop = func() {
+					rc.Close()
+					sc.Close()
+				}
+				if reconnFirst {
+					return rc, sc, stop, nil
+				}
+				return sc, rc, stop, nil
+			})
+		})
+	}
+}
+
+// TestAsyncRestarts restarts the server ten times within one stream; no
+// Write may fail, and nothing may be lost outside the unread sets.
+func TestAsyncRestarts(t *testing.T) {
+	const total, size, restarts = 100000, 100, 10
+	srv := faultnet.NewServer(t)
+	c := dialServer(t, asyncDialer(), srv)
+	ctx := testContext(t)
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= restarts; i++ {
+			if err := srv.WaitReceived(ctx, i*total/(restarts+2)); err != nil {
+				done <- err
+				return
+			}
+			if err := srv.Restart(20 * time.Millisecond); err != nil {
+				done <- err
+				return
+			}
+			if err := srv.WaitEvent(ctx, faultnet.EventListening, i); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var buf []byte
+	for seq := 0; seq < total; seq++ {
+		buf = send(t, c, buf, seq, size)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	finish(t, c, srv)
+	r := srv.Report(total)
+	exactOrSkip(t, r)
+	if r.ClientLost != 0 {
+		t.Errorf("%d messages lost outside the unread sets\n%v", r.ClientLost, r)
+	}
+	s := c.Stats()
+	if s.Redials < 1 {
+		t.Errorf("Stats().Redials = %d; want at least 1", s.Redials)
+	}
+	t.Logf("%d restarts: %v; %d redials, %d re-sent, %d dials", restarts, r, s.Redials, s.ResentMessages, s.Dials)
+}
+
+// TestAsyncDrain half-closes the server in mid-stream; it keeps reading.
+func TestAsyncDrain(t *testing.T) {
+	const total, size = 20000, 100
+	for _, cut := range cutPoints(total, 4) {
+		srv := faultnet.NewServer(t)
+		c := dialServer(t, asyncDialer(), srv)
+		r := stream(t, c, srv, total, size, cut, srv.HalfClose)
+		if r.Lost != 0 || r.Duplicated != 0 {
+			t.Errorf("cut %d: lost %d, duplicated %d; want 0, 0\n%v", cut, r.Lost, r.Duplicated, r)
+		}
+	}
+}
+
+// TestAsyncAbrupt resets the server in mid-stream.
+func TestAsyncAbrupt(t *testing.T) {
+	const total, size = 20000, 100
+	for _, cut := range cutPoints(total, 4) {
+		srv := faultnet.NewServer(t)
+		c := dialServer(t, asyncDialer(), srv)
+		r := stream(t, c, srv, total, size, cut, srv.RST)
+		exactOrSkip(t, r)
+		if r.ClientLost != 0 {
+			t.Errorf("cut %d: %d lost outside the unread set\n%v", cut, r.ClientLost, r)
+		}
+	}
+}
+
+// TestAsyncBlackhole: the server's kernel stops acknowledging; with a 1 s
+// UserTimeout the writer redials and replays.
+func TestAsyncBlackhole(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	d := asyncDialer()
+	d.UserTimeout = time.Second
+	c := dialServer(t, d, srv)
+	var berr error
+	r := stream(t, c, srv, 20000, 100, 5000, func() { berr = srv.Blackhole() })
+	if berr != nil {
+		if errors.Is(berr, os.ErrPermission) || errors.Is(berr, faultnet.ErrUnsupported) {
+			t.Skipf("Blackhole: %v", berr)
+		}
+		t.Fatal(berr)
+	}
+	if r.Lost != 0 {
+		t.Errorf("lost %d; want 0\n%v", r.Lost, r)
+	}
+	if s := c.Stats(); s.Redials < 1 {
+		t.Errorf("Stats().Redials = %d; want >= 1", s.Redials)
+	}
+}
+
+// TestAsyncStartWhileDown dials while nothing listens: Dial returns a Conn
+// at once, Writes buffer, and everything arrives once the server listens.
+func TestAsyncStartWhileDown(t *testing.T) {
+	const total = 1000
+	srv := faultnet.NewServer(t)
+	if err := srv.Refuse(); err != nil {
+		t.Fatal(err)
+	}
+	d := asyncDialer()
+	cd := newCountingDialer()
+	d.Dialer = cd
+	c := dial(t, d, srv.Addr())
+	var buf []byte
+	for seq := 0; seq < total; seq++ {
+		buf = send(t, c, buf, seq, 100)
+	}
+	cd.wait(t, 2) // the writer is dialing and failing
+	s := c.Stats()
+	if s.Pending != total || s.Unsent != total || s.DownSince.IsZero() {
+		t.Errorf("Stats() before the server listens = %+v; want %d pending and unsent, DownSince set", s, total)
+	}
+	if err := srv.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	finish(t, c, srv)
+	if r := srv.Report(total); r.Lost != 0 || r.Duplicated != 0 {
+		t.Errorf("lost %d, duplicated %d; want 0, 0\n%v", r.Lost, r.Duplicated, r)
+	}
+	if s := c.Stats(); s.Redials != 0 || s.Dials != 1 {
+		t.Errorf("Stats() = %+v; want 1 dial, 0 redials", s)
+	}
+}
+
+// TestAsyncFull: a server that never reads. By default Write waits for room
+// and ends at its deadline; with FailWhenFull it fails at once. Memory
+// stays within ReplayBuffer.
+func TestAsyncFull(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		name := "wait"
+		if fail {
+			name = "FailWhenFull"
+		}
+		t.Run(name, func(t *testing.T) {
+			srv := faultnet.NewServer(t)
+			d := asyncDialer()
+			d.ReplayBuffer = 256 << 10
+			d.FailWhenFull = fail
+			var full atomic.Int64
+			d.OnFull = func() { full.Add(1) }
+			c := dialServer(t, d, srv)
+			srv.Pause()
+			msg := faultnet.AppendMessage(nil, faultnet.Newline, 0, 1000)
+			var err error
+			c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+			for i := 0; err == nil; i++ {
+				_, err = c.Write(msg)
+				if s := c.Stats(); s.PendingBytes+16*s.Pending > int64(d.ReplayBuffer) {
+					t.Fatalf("after %d Writes, %d bytes pending in %d messages; bound %d", i, s.PendingBytes, s.Pending, d.ReplayBuffer)
+				}
+			}
+			if fail {
+				if !errors.Is(err, reconn.ErrBufferFull) {
+					t.Errorf("Write into a full buffer = %v; want ErrBufferFull", err)
+				}
+				if s := c.Stats(); s.Rejected != 1 {
+					t.Errorf("Stats().Rejected = %d; want 1", s.Rejected)
+				}
+			} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Write into a full buffer = %v; want a timeout at the deadline", err)
+			}
+			if full.Load() < 1 {
+				t.Errorf("OnFull was not called")
+			}
+			c.SetWriteDeadline(time.Time{})
+			srv.Resume()
+		})
+	}
+}
+
+// TestAsyncRedialTimeout: once the server has been down for RedialTimeout,
+// Writes fail with ErrRedialLimit and what is buffered stays; when the
+// server is back, Writes succeed and everything arrives.
+func TestAsyncRedialTimeout(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	d := asyncDialer()
+	d.RedialTimeout = 100 * time.Millisecond
+	cd := newCountingDialer()
+	d.Dialer = cd
+	redialed := make(chan reconn.RedialEvent, 1)
+	d.OnRedial = func(ev reconn.RedialEvent) { redialed <- ev }
+	c := dialServer(t, d, srv)
+	cd.wait(t, 1)
+	var buf []byte
+	buf = send(t, c, buf, 0, 100)
+	if err := srv.WaitReceived(testContext(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Refuse(); err != nil {
+		t.Fatal(err)
+	}
+	srv.RST()
+	awaitReset(t, c)
+	seq := 1
+	ctx := testContext(t)
+	for {
+		buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, seq, 100)
+		_, err := c.Write(buf)
+		if err != nil {
+			if !errors.Is(err, reconn.ErrRedialLimit) || !isRefused(err) {
+				t.Fatalf("Write while down = %v; want ErrRedialLimit wrapping ECONNREFUSED", err)
+			}
+			break
+		}
+		seq++
+		if seq%100 == 0 {
+			cd.wait(t, 1) // let the writer fail a while
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no error after RedialTimeout")
+		}
+	}
+	if err := c.Flush(context.Background()); !errors.Is(err, reconn.ErrRedialLimit) {
+		t.Errorf("Flush while down = %v; want ErrRedialLimit", err)
+	}
+	if err := srv.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	// Writes succeed again once the writer is connected.
+	select {
+	case <-redialed:
+	case <-ctx.Done():
+		t.Fatal("no redial after the server came back")
+	}
+	buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, seq, 100)
+	if _, err := c.Write(buf); err != nil {
+		t.Fatalf("Write after the redial = %v; want nil", err)
+	}
+	seq++
+	finish(t, c, srv)
+	if r := srv.Report(seq); r.ClientLost != 0 {
+		t.Errorf("lost %d\n%v", r.ClientLost, r)
+	}
+}
+
+// TestAsyncConcurrentWriters breaks the connection twice under 8 writers.
+func TestAsyncConcurrentWriters(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	c := dialServer(t, asyncDialer(), srv)
+	const writers, each = 8, 2000
+	var wg sync.WaitGroup
+	ctx := testContext(t)
+	for w := 0; w < writers; w++ {
+		wg.Go(func() {
+			var buf []byte
+			for i := 0; i < each; i++ {
+				buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, w*each+i, 64+w*16)
+				if _, err := c.Write(buf); err != nil {
+					t.Errorf("writer %d: Write = %v", w, err)
+					return
+				}
+			}
+		})
+	}
+	for k, fault := range []func(){srv.FIN, srv.RST} {
+		if err := srv.WaitReceived(ctx, (k+1)*writers*each/3); err != nil {
+			t.Fatalf("%v\nStats: %+v\n%v", err, c.Stats(), srv.Report(writers*each))
+		}
+		fault()
+	}
+	wg.Wait()
+	finish(t, c, srv)
+	r := srv.Report(writers * each)
+	if r.ClientLost != 0 {
+		t.Errorf("client lost %d\n%v", r.ClientLost, r)
+	}
+}
+
+// TestAsyncCloseDuringRedial closes while the writer redials a server that
+// is down: Close reports what is unconfirmed, and nothing is left running.
+func TestAsyncCloseDuringRedial(t *testing.T) {
+	srv := faultnet.NewServer(t)
+	d := asyncDialer()
+	d.FlushTimeout = 100 * time.Millisecond
+	cd := newCountingDialer()
+	d.Dialer = cd
+	c := dialServer(t, d, srv)
+	if err := srv.Refuse(); err != nil {
+		t.Fatal(err)
+	}
+	srv.RST()
+	awaitReset(t, c)
+	send(t, c, nil, 0, 100)
+	cd.wait(t, 3)
+	err := c.Close()
+	var ue *reconn.UnconfirmedError
+	if !errors.As(err, &ue) || ue.Messages != 1 {
+		t.Errorf("Close() = %v; want an UnconfirmedError counting 1 message", err)
+	}
+	if _, err := c.Write([]byte("x\n")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write after Close = %v; want net.ErrClosed", err)
+	}
+}
+
+// TestAsyncBadInput: what no dial could use fails at Dial, at once.
+func TestAsyncBadInput(t *testing.T) {
+	for _, tc := range []struct{ network, address, want string }{
+		{"udp", "127.0.0.1:1", "unknown network"},
+		{"tcp", "127.0.0.1", "missing port"},
+		{"tcp", "127.0.0.1:no-such-port", "port"},
+		{"tcp", "127.0.0.1:99999", "port"},
+		{"unix", "", "missing address"},
+	} {
+		d := asyncDialer()
+		start := time.Now()
+		c, err := d.Dial(tc.network, tc.address)
+		if err == nil {
+			c.Close()
+			t.Errorf("Dial(%q, %q) = nil error; want one naming %q", tc.network, tc.address, tc.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Dial(%q, %q) = %v; want it to say %q", tc.network, tc.address, err, tc.want)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("Dial(%q, %q) took %v", tc.network, tc.address, took)
+		}
+	}
+	d := asyncDialer()
+	d.ReplayBuffer = -1
+	if c, err := d.Dial("tcp", "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "ReplayBuffer") {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("Dial with Async and replay off = %v; want an error naming ReplayBuffer", err)
+	}
+}

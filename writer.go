@@ -1,0 +1,260 @@
+package reconn
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// ErrBufferFull is wrapped by the error of a Write that found the replay
+// buffer full when Dialer.FailWhenFull is set. The message was not taken.
+// Test for it with errors.Is.
+var ErrBufferFull = errors.New("reconn: replay buffer full")
+
+// writer is the one goroutine of an Async Conn that sends what Write
+// buffered. Write appends each message to the ring and wakes the writer,
+// which takes the right to write and sends everything not yet sent in
+// writes of up to maxWrite bytes, so that under load one system call
+// carries many messages. It checks the link after a kernel event, redials
+// with backoff and replays, as a synchronous Write would, with the same
+// functions; it never gives up, but once the connection has been down for
+// RedialTimeout it records an error that Write, Flush and Close report
+// until a connection is up again.
+type writer struct {
+	c     *Conn
+	o     *op // the writer's own op: the drain context, no limit
+	stopW context.CancelCauseFunc
+	wake  chan struct{} // a buffered token: there is something to do
+	done  chan struct{} // closed when the goroutine has returned
+
+	connected chan struct{} // closed once the first connection is up
+	gotConn   atomic.Bool
+	roomWait  atomic.Int32 // Writes waiting for room: the writer polls acknowledgements
+	stopping  atomic.Bool  // Close ends the writer: every link's writes end at once
+
+	failed atomic.Pointer[error] // set after RedialTimeout down, cleared when up
+}
+
+// startWriter makes c asynchronous: it starts the writer, which dials the
+// first connection at once.
+func (c *Conn) startWriter() {
+	drain, stop := context.WithCancelCause(c.base)
+	w := &writer{
+		c:         c,
+		stopW:     stop,
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		connected: make(chan struct{}),
+	}
+	w.o = c.newOp(drain, nil, time.Time{}, false)
+	w.o.writer = true
+	c.w = w
+	w.signal()
+	go w.run()
+}
+
+// signal wakes the writer. It never blocks and never allocates.
+func (w *writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// err returns the error the writer records while the connection has been
+// down for longer than RedialTimeout, or nil.
+func (w *writer) err() error {
+	if e := w.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// down is called after each failed dial attempt of the writer's redial
+// loop, which began at start: once RedialTimeout has passed since the
+// connection went down, it records the error.
+func (w *writer) down(o *op, start time.Time) {
+	t := w.c.cfg.redialTimeout
+	since := start
+	if ns := w.c.downSince.Load(); ns != 0 {
+		since = time.Unix(0, ns)
+	}
+	if t > 0 && time.Since(since) >= t {
+		var err error = &redialError{cause: ErrRedialLimit, last: o.last, attempts: o.attempts}
+		w.failed.Store(&err)
+	}
+}
+
+// up is called when a new link is installed.
+func (w *writer) up() {
+	w.failed.Store(nil)
+	if w.gotConn.CompareAndSwap(false, true) {
+		close(w.connected)
+	}
+}
+
+// stop ends the writer and waits for it: a write it is blocked in ends at
+// once.
+func (w *writer) stop() {
+	w.stopping.Store(true)
+	w.stopW(net.ErrClosed)
+	w.c.mu.Lock()
+	w.c.cur.Load().nc.SetWriteDeadline(aLongTimeAgo)
+	w.c.mu.Unlock()
+	<-w.done
+	w.o.end()
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	o := w.o
+	for {
+		select {
+		case <-w.wake:
+		case <-o.ctx.Done():
+			return
+		}
+		if !w.pump() {
+			return
+		}
+		// OnRedial runs without the right to write held.
+		if len(o.events) > 0 && w.c.cfg.onRedial != nil {
+			for _, ev := range o.events {
+				w.c.cfg.onRedial(ev)
+			}
+		}
+		o.events = o.events[:0]
+	}
+}
+
+// pump sends everything not yet sent, redialing as needed. It reports
+// false when the writer must stop.
+func (w *writer) pump() bool {
+	c, o := w.c, w.o
+	if c.lockCtx(o.ctx) != nil {
+		return false
+	}
+	defer c.unlock()
+	for {
+		l := c.cur.Load()
+		c.check(l)
+		if l.state != healthy {
+			c.settle(l)
+			if c.held() == 0 && w.gotConn.Load() {
+				// Nothing to deliver: redial when a Write needs it.
+				return true
+			}
+			o.attempts, o.last = 0, nil
+			if err := c.redial(o, l); err != nil {
+				return o.ctx.Err() == nil
+			}
+			continue
+		}
+		if _, _, err := c.send(o, l); err != nil {
+			continue // l is dead: redial
+		}
+		c.lockRing()
+		trim := c.ring.usage() >= c.trimAt || w.roomWait.Load() > 0
+		c.unlockRing()
+		if trim {
+			c.refresh(l)
+			c.lockRing()
+			c.trimAt = c.ring.usage() + c.ring.max/8
+			c.unlockRing()
+		}
+		return true
+	}
+}
+
+// writeAsync is Write with Async: it appends b to the ring and wakes the
+// writer.
+func (c *Conn) writeAsync(b []byte) (int, error) {
+	if c.closed.Load() {
+		return 0, c.writeError(net.ErrClosed)
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if int64(len(b))+heldSize > c.ring.max {
+		return 0, c.writeError(ErrTooLarge)
+	}
+	if err := c.w.err(); err != nil {
+		return 0, c.writeError(err)
+	}
+	if c.deadlinePassed() {
+		return 0, c.writeError(os.ErrDeadlineExceeded)
+	}
+	c.rmu.Lock()
+	if !c.ring.fits(len(b)) {
+		c.rmu.Unlock()
+		return c.writeFull(b)
+	}
+	c.take(b)
+	c.rmu.Unlock()
+	c.w.signal()
+	return len(b), nil
+}
+
+// take appends b to the ring as a message not yet sent. c.rmu is held.
+func (c *Conn) take(b []byte) {
+	c.st.messages.Add(1)
+	c.st.bytes.Add(int64(len(b)))
+	c.ring.add(b, notOnLink)
+}
+
+// writeFull is writeAsync when the ring is full: it fails at once with
+// FailWhenFull, and otherwise waits for room until the write deadline or
+// Close.
+func (c *Conn) writeFull(b []byte) (int, error) {
+	if c.cfg.onFull != nil {
+		c.cfg.onFull()
+	}
+	if c.cfg.failWhenFull {
+		c.st.rejected.Add(1)
+		return 0, c.writeError(ErrBufferFull)
+	}
+	o := c.newOp(c.life, nil, time.Time{}, true)
+	defer o.end()
+	c.w.roomWait.Add(1)
+	defer c.w.roomWait.Add(-1)
+	c.nwait.Add(1)
+	defer c.nwait.Add(-1)
+	d := 50 * time.Microsecond
+	for {
+		sig := c.sig.Load()
+		c.rmu.Lock()
+		if c.ring.fits(len(b)) {
+			c.take(b)
+			c.rmu.Unlock()
+			c.w.signal()
+			return len(b), nil
+		}
+		// A link that counts no acknowledgements never frees room:
+		// the oldest messages it carried are assumed delivered.
+		l := c.cur.Load()
+		evict := !l.ackable && l.state == healthy
+		c.rmu.Unlock()
+		if evict && c.lockCtx(o.ctx) == nil {
+			c.lockRing()
+			k, n := c.ring.evict(len(b))
+			c.count(k, n)
+			c.unlockRing()
+			c.unlock()
+			c.trimmed(k)
+			continue
+		}
+		if err := c.w.err(); err != nil {
+			return 0, c.writeError(err)
+		}
+		// The writer asks for the acknowledgements that make room: wake
+		// it now and then; a trim wakes this Write.
+		c.w.signal()
+		if err := o.sleepOr(*sig, d); err != nil {
+			return 0, c.writeError(o.fail(err))
+		}
+		d = min(2*d, 10*time.Millisecond)
+	}
+}
