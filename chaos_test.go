@@ -575,9 +575,7 @@ func runChaos(t *testing.T, seed uint64, n int, rng *rand.Rand, window time.Dura
 	if cfg.async {
 		waitDialed(t, r.c)
 	}
-	if err := srv.WaitConns(ctx, 1); err != nil {
-		t.Fatalf("seed %d run %d: WaitConns: %v", seed, n, err)
-	}
+	awaitAccepted(t, srv, r.c)
 
 	// The sampler measures scheduling delays from its first tick on: it
 	// must run before the writers load the machine.

@@ -56,10 +56,27 @@ func dialServer(t testing.TB, d *reconn.Dialer, srv *faultnet.Server) *reconn.Co
 	if d.Async {
 		waitDialed(t, c)
 	}
-	if err := srv.WaitConns(testContext(t), 1); err != nil {
-		t.Fatalf("WaitConns: %v", err)
-	}
+	awaitAccepted(t, srv, c)
 	return c
+}
+
+// awaitAccepted waits until srv has accepted c's current connection. On a
+// machine shared with other tests, a client of another test whose server
+// went away may dial srv's port too: counting connections is not enough.
+func awaitAccepted(t testing.TB, srv *faultnet.Server, c *reconn.Conn) {
+	t.Helper()
+	ctx := testContext(t)
+	local := c.LocalAddr().String()
+	for n := 1; ; n++ {
+		if err := srv.WaitConns(ctx, n); err != nil {
+			t.Fatalf("waiting for the server to accept %s: %v", local, err)
+		}
+		for _, sc := range srv.Conns() {
+			if sc.RemoteAddr().String() == local {
+				return
+			}
+		}
+	}
 }
 
 // testContext returns a context that ends with the test, or after a
