@@ -305,7 +305,7 @@ func TestAsyncConcurrentWriters(t *testing.T) {
 	c := dialServer(t, asyncDialer(), srv)
 	const writers, each = 8, 2000
 	var wg sync.WaitGroup
-	ctx := testContext(t)
+	stop := faultsAt(t, srv, []int{writers * each / 3, 2 * writers * each / 3}, srv.FIN, srv.RST)
 	for w := 0; w < writers; w++ {
 		wg.Go(func() {
 			var buf []byte
@@ -318,14 +318,14 @@ func TestAsyncConcurrentWriters(t *testing.T) {
 			}
 		})
 	}
-	for k, fault := range []func(){srv.FIN, srv.RST} {
-		if err := srv.WaitReceived(ctx, (k+1)*writers*each/3); err != nil {
-			t.Fatalf("%v\nStats: %+v\n%v", err, c.Stats(), srv.Report(writers*each))
-		}
-		fault()
-	}
 	wg.Wait()
-	finish(t, c, srv)
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	if applied := stop(); applied == 0 {
+		t.Errorf("no fault applied")
+	}
+	finishClosed(t, c, srv)
 	r := srv.Report(writers * each)
 	if r.ClientLost != 0 {
 		t.Errorf("client lost %d\n%v", r.ClientLost, r)

@@ -559,7 +559,7 @@ func (c *Conn) waitRoom(o *op, l *link, n int) error {
 		c.count(c.ring.evict(n))
 		return nil
 	}
-	return c.poll(o, false, func() (bool, error) {
+	return c.poll(o, o.ctx, false, func() (bool, error) {
 		c.refresh(l)
 		if c.ring.fits(n) {
 			return true, nil
@@ -572,11 +572,11 @@ func (c *Conn) waitRoom(o *op, l *link, n int) error {
 }
 
 // poll calls step, with a growing pause between calls, until step reports
-// done or fails, or the op's bound ends the wait. The caller holds the
+// done or fails, or ctx, the op's bound or a narrower one, ends the wait. The caller holds the
 // right to write; if release is set, poll gives it up for each pause and
 // takes it back, within the op's bound, for each step, so that Writes go
 // on meanwhile. poll returns holding it unless release is set.
-func (c *Conn) poll(o *op, release bool, step func() (bool, error)) error {
+func (c *Conn) poll(o *op, ctx context.Context, release bool, step func() (bool, error)) error {
 	for d := 50 * time.Microsecond; ; d = min(2*d, 10*time.Millisecond) {
 		done, err := step()
 		if done || err != nil {
@@ -588,7 +588,7 @@ func (c *Conn) poll(o *op, release bool, step func() (bool, error)) error {
 		if release {
 			c.unlock()
 		}
-		if err := o.sleep(o.ctx, d); err != nil {
+		if err := o.sleep(ctx, d); err != nil {
 			return o.fail(err)
 		}
 		if release {
@@ -653,7 +653,7 @@ func (c *Conn) redial(o *op, old *link) error {
 	defer c.recovering.Store(false)
 	rc := o.redialCtx()
 	start := time.Now()
-	ev := RedialEvent{Cause: old.cause}
+	ev := RedialEvent{Reason: RedialFailure, From: c.cfg.addrs[old.addr], Cause: old.cause}
 	if old.placeholder {
 		ev.Cause = nil // the first connection of an Async Conn: not a redial, no event
 	}
@@ -663,36 +663,27 @@ func (c *Conn) redial(o *op, old *link) error {
 		// earlier recovery (in the background, say) that gave up.
 		o.last = c.st.lastError()
 	}
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			if err := o.sleep(rc, c.backoff(attempt)); err != nil {
+	for round := 0; ; round++ {
+		if round > 0 {
+			if err := o.sleep(rc, c.backoff(round)); err != nil {
 				return o.fail(err)
 			}
 		}
-		if rc.Err() != nil {
-			return o.fail(context.Cause(rc))
-		}
-		nl, err := c.cfg.dialLink(rc)
-		o.attempts++
-		ev.Attempts++
+		nl, err := c.dialRound(o, rc, &ev, start)
 		if err != nil {
-			if cut(rc) {
-				// The op's own bound ended the attempt: the error before
-				// says more.
-				return o.fail(endCause(rc))
-			}
-			o.last = err
-			c.st.dialErrors.Add(1)
-			c.st.setLastErr(err)
-			if o.writer {
-				c.w.down(o, start)
-			}
+			return err
+		}
+		if nl == nil {
 			continue
 		}
 		c.st.dials.Add(1)
 		if !old.placeholder {
 			c.st.redials.Add(1)
+			if nl.addr != 0 {
+				c.st.failovers.Add(1)
+			}
 		}
+		ev.To = c.cfg.addrs[nl.addr]
 		c.install(nl, old)
 		k, err := c.replay(o, nl)
 		ev.Replayed += k
@@ -712,6 +703,58 @@ func (c *Conn) redial(o *op, old *link) error {
 		}
 		return nil
 	}
+}
+
+// dialRound tries each address in order, the first one first, and
+// returns the first link made, or nil if every attempt failed; it
+// returns an error only when the op's redial bound ended the round.
+func (c *Conn) dialRound(o *op, rc context.Context, ev *RedialEvent, start time.Time) (*link, error) {
+	for i := range c.cfg.addrs {
+		if rc.Err() != nil {
+			return nil, o.fail(context.Cause(rc))
+		}
+		nl, err := c.cfg.dialLink(rc, i)
+		o.attempts++
+		ev.Attempts++
+		if err == nil {
+			return nl, nil
+		}
+		if cut(rc) {
+			// The op's own bound ended the attempt: the error before
+			// says more.
+			return nil, o.fail(endCause(rc))
+		}
+		o.last = err
+		c.st.dialErrors.Add(1)
+		c.st.setLastErr(err)
+		if o.writer {
+			c.w.down(o, start)
+		}
+	}
+	return nil, nil
+}
+
+// dialFirst makes the first connection of a synchronous Conn: one round
+// over the addresses, bounded by ctx and the per-attempt bound. With a
+// single address, its error is returned as it is; with fallbacks, the
+// errors of each are joined.
+func (c *Conn) dialFirst(ctx context.Context) (*link, error) {
+	var errs []error
+	for i := range c.cfg.addrs {
+		l, err := c.cfg.dialLink(ctx, i)
+		if err == nil {
+			c.st.dials.Add(1)
+			return l, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, errors.Join(errs...)
 }
 
 // settle trims what the dead link's peer acknowledged, which Linux and
@@ -794,6 +837,7 @@ func (c *Conn) install(l *link, old *link) {
 	}
 	l.owner.Store(c)
 	c.cur.Store(l)
+	c.planMoves(l)
 	drop := [2]*link{c.lingering}
 	c.lingering = nil
 	if old != nil {
@@ -817,6 +861,150 @@ func (c *Conn) install(l *link, old *link) {
 			d.close()
 		}
 	}
+}
+
+// planMoves arms the planned moves of the new current link l: its end of
+// life (ConnMaxLifetime), and, on a fallback, the failback probe. c.mu is
+// held.
+func (c *Conn) planMoves(l *link) {
+	if c.closed.Load() {
+		return
+	}
+	if t := c.cfg.lifetime; t > 0 {
+		life := t - rand.N(t/10+1)
+		l.expire = time.AfterFunc(life, func() { c.plan(l, RedialRotation) })
+	}
+	if c.cfg.failback > 0 && l.addr != 0 {
+		c.startMove(l, RedialFailback)
+	}
+}
+
+// plan starts a planned move of l, if l is still the current link.
+func (c *Conn) plan(l *link, reason RedialReason) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed.Load() && c.cur.Load() == l {
+		c.startMove(l, reason)
+	}
+}
+
+// startMove starts the goroutine of a planned move. c.mu is held.
+func (c *Conn) startMove(l *link, reason RedialReason) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		c.moveOff(l, reason)
+	}()
+}
+
+// moveOff moves the stream off l, a working link, to a new connection:
+// for a failback, to the first address, probed after FailbackInterval
+// and then after waits that double, up to ten times FailbackInterval;
+// for a rotation, to the first address that answers, at once and then
+// with backoff. Dials run without the right to write; it ends when l is
+// no longer current or the Conn is closed.
+func (c *Conn) moveOff(l *link, reason RedialReason) {
+	wait, limit := time.Duration(0), c.cfg.maxBackoff
+	if reason == RedialFailback {
+		wait, limit = c.cfg.failback, 10*c.cfg.failback
+	}
+	for n := 1; ; n++ {
+		if wait > 0 && sleep(c.life, wait) != nil {
+			return
+		}
+		if c.cur.Load() != l || l.retired.Load() {
+			return
+		}
+		var nl *link
+		var err error
+		if reason == RedialFailback {
+			nl, err = c.cfg.dialLink(c.life, 0)
+		} else {
+			nl, err = c.dialFirst(c.life)
+		}
+		if err == nil {
+			if !c.move(nl, l, reason) {
+				nl.close()
+			}
+			return
+		}
+		if c.life.Err() != nil {
+			return
+		}
+		if reason == RedialFailback {
+			wait = min(2*wait, limit)
+		} else {
+			wait = c.backoff(n)
+		}
+	}
+}
+
+// move puts the stream on nl in place of old, a working link, with the
+// graceful handoff: no message is lost, and none is sent twice unless the
+// old peer did not acknowledge within HandoffTimeout. It reports false if
+// old is no longer the current working link.
+func (c *Conn) move(nl, old *link, reason RedialReason) bool {
+	o := c.newOp(c.life, nil, time.Time{}, false)
+	defer o.end()
+	if o.lock() != nil {
+		return false
+	}
+	defer c.unlock()
+	if c.closed.Load() || c.cur.Load() != old || old.state != healthy {
+		return false
+	}
+	c.goSlow()
+	start := time.Now()
+	c.handoff(o, old)
+	c.install(nl, old)
+	k, _ := c.replay(o, nl) // if nl died meanwhile, the next Write redials
+	if reason == RedialFailback {
+		c.st.failbacks.Add(1)
+	} else {
+		c.st.rotations.Add(1)
+	}
+	o.events = append(o.events, RedialEvent{
+		Reason:   reason,
+		From:     c.cfg.addrs[old.addr],
+		To:       c.cfg.addrs[nl.addr],
+		Attempts: 1,
+		Downtime: time.Since(start),
+		Replayed: k,
+	})
+	return true
+}
+
+// handoff ends the stream on old, a working link: it half-closes it, so
+// that nothing more goes on it, and waits up to HandoffTimeout until its
+// peer's kernel has acknowledged every message it carried. Where nothing
+// counts acknowledgements, it does not wait. The caller holds the right
+// to write.
+func (c *Conn) handoff(o *op, old *link) {
+	c.refresh(old)
+	if c.onLink() == 0 {
+		return
+	}
+	if c.cfg.handoff < 0 || !old.ackable {
+		return
+	}
+	old.closeWrite()
+	ctx, cancel := context.WithTimeout(o.ctx, c.cfg.handoff)
+	defer cancel()
+	c.poll(o, ctx, false, func() (bool, error) {
+		c.refresh(old)
+		return c.onLink() == 0 || old.state != healthy, nil
+	})
+	if old.state != healthy {
+		c.settle(old)
+	}
+}
+
+// onLink returns the number of held messages that the current link
+// carried.
+func (c *Conn) onLink() int {
+	c.lockRing()
+	defer c.unlockRing()
+	return c.ring.ms
 }
 
 // linkWriteDeadline is the write deadline a link must have: the Conn's,
@@ -882,7 +1070,7 @@ func (c *Conn) Flush(ctx context.Context) error {
 	var f flushState
 	err := o.lock()
 	if err == nil {
-		err = c.poll(o, true, func() (bool, error) { return c.flushStep(o, &f, false) })
+		err = c.poll(o, o.ctx, true, func() (bool, error) { return c.flushStep(o, &f, false) })
 	} else {
 		err = o.fail(err)
 	}
@@ -1148,7 +1336,7 @@ func (c *Conn) flushAll() error {
 		defer c.unlock()
 		c.restoreWriteDeadline(c.cur.Load())
 	}
-	if err := c.poll(o, async, func() (bool, error) { return c.flushStep(o, &f, true) }); err != nil {
+	if err := c.poll(o, o.ctx, async, func() (bool, error) { return c.flushStep(o, &f, true) }); err != nil {
 		return c.unconfirmed(err, &f)
 	}
 	return nil
@@ -1226,6 +1414,7 @@ func (c *Conn) Stats() Stats {
 	if ns := c.downSince.Load(); ns != 0 {
 		s.DownSince = time.Unix(0, ns)
 	}
+	s.Address = c.cfg.addrs[c.cur.Load().addr]
 	return s
 }
 

@@ -104,6 +104,37 @@ func finish(t testing.TB, c *reconn.Conn, srv *faultnet.Server) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}
+	finishClosed(t, c, srv)
+}
+
+// faultsAt applies each fault, in order, once the server has received
+// the matching number of messages, until the returned stop is called;
+// stop returns how many were applied. A fast writer may hand the whole
+// stream to the kernel before a later target is reached: such a fault
+// is then not applied.
+func faultsAt(t testing.TB, srv *faultnet.Server, targets []int, faults ...func()) (stop func() int) {
+	ctx, cancel := context.WithCancel(testContext(t))
+	applied := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { applied <- n }()
+		for i, f := range faults {
+			if srv.WaitReceived(ctx, targets[i]) != nil {
+				return
+			}
+			f()
+			n++
+		}
+	}()
+	return func() int {
+		cancel()
+		return <-applied
+	}
+}
+
+// finishClosed is finish after c was closed.
+func finishClosed(t testing.TB, c *reconn.Conn, srv *faultnet.Server) {
+	t.Helper()
 	ctx := testContext(t)
 	if err := srv.WaitConns(ctx, int(c.Stats().Dials)); err != nil {
 		t.Fatalf("WaitConns: %v", err)
@@ -424,14 +455,13 @@ func TestRedialLimit(t *testing.T) {
 
 func TestConcurrentWriters(t *testing.T) {
 	srv := faultnet.NewServer(t)
-	c := dial(t, testDialer(), srv.Addr())
+	c := dialServer(t, testDialer(), srv)
 	const writers, each = 8, 500
 	var wg sync.WaitGroup
-	ctx := testContext(t)
+	// Break the connection twice while they write.
+	stop := faultsAt(t, srv, []int{writers * each / 3, 2 * writers * each / 3}, srv.FIN, srv.RST)
 	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var buf []byte
 			for i := 0; i < each; i++ {
 				buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, w*each+i, 64+w*16)
@@ -440,17 +470,16 @@ func TestConcurrentWriters(t *testing.T) {
 					return
 				}
 			}
-		}()
-	}
-	// Break the connection twice while they write.
-	for k, fault := range []func(){srv.FIN, srv.RST} {
-		if err := srv.WaitReceived(ctx, (k+1)*writers*each/3); err != nil {
-			t.Fatal(err)
-		}
-		fault()
+		})
 	}
 	wg.Wait()
-	finish(t, c, srv)
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	if applied := stop(); applied == 0 {
+		t.Errorf("no fault applied")
+	}
+	finishClosed(t, c, srv)
 	r := srv.Report(writers * each)
 	if r.ClientLost != 0 || r.Received+r.Unavoidable != writers*each {
 		t.Errorf("client lost %d, received %d, unavoidable %d of %d\n%v", r.ClientLost, r.Received, r.Unavoidable, writers*each, r)

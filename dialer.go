@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"strconv"
 	"time"
 )
 
@@ -84,6 +85,8 @@ const (
 	defaultReplayBuffer  = 4 << 20
 	minReplayBuffer      = 4 << 10
 	defaultFlushTimeout  = 15 * time.Second
+	defaultFailback      = 30 * time.Second
+	defaultHandoff       = 2 * time.Second
 	defaultAttempt       = 30 * time.Second // one dial attempt, when UserTimeout is negative
 )
 
@@ -181,6 +184,52 @@ type Dialer struct {
 	// 15 seconds. If negative, Close does not wait.
 	FlushTimeout time.Duration
 
+	// Fallbacks are addresses on the same network, tried in order when
+	// the address given to Dial does not answer (refused, unreachable,
+	// timed out, or any other dial error). What the old server's kernel
+	// never acknowledged is replayed to whichever server takes the
+	// stream. Every redial starts from the address given to Dial, so a
+	// returning primary is preferred; while the stream runs on a
+	// fallback, the primary is also probed in the background (see
+	// FailbackInterval). An empty or malformed address, or one of another
+	// address family than a "tcp4" or "tcp6" network, fails DialContext
+	// with an error naming it. With TLS and no TLSConfig.ServerName, each
+	// address's host is its server name.
+	Fallbacks []string
+
+	// FailbackInterval is how long the stream stays on a fallback before
+	// the Conn probes the first address again, by dialing it in the
+	// background; each probe that fails doubles the wait, up to ten times
+	// FailbackInterval. Once the first address answers, the stream moves
+	// back to it with the graceful handoff described at HandoffTimeout.
+	// If zero, the default is 30 seconds. If negative, there is no
+	// failback: the stream stays on a fallback until it fails.
+	FailbackInterval time.Duration
+
+	// ConnMaxLifetime is the longest one underlying connection is used,
+	// as in database/sql. When it has passed, the Conn dials anew in the
+	// background (resolving the name again, which follows DNS changes and
+	// spreads clients over a pool behind a balancer; first address
+	// first) and moves the stream with the graceful handoff described at
+	// HandoffTimeout: Writes go on meanwhile, and nothing is lost or
+	// duplicated. Each connection's lifetime is drawn at random between
+	// 90% and 100% of ConnMaxLifetime, so that a fleet started together
+	// does not reconnect together. If zero or negative, connections are
+	// not closed for their age.
+	ConnMaxLifetime time.Duration
+
+	// HandoffTimeout bounds the graceful handoff of a planned move
+	// (failback, ConnMaxLifetime): the Conn stops writing on the old
+	// connection, half-closes it, and waits up to HandoffTimeout for the
+	// old peer's kernel to acknowledge what it was sent; then it goes on
+	// on the new connection, after re-sending only what was not
+	// acknowledged (which, if the wait ended first, may arrive twice).
+	// Writes wait meanwhile, as they wait for a slow peer, within their
+	// own deadlines; with Async they buffer. If zero, the default is 2
+	// seconds. If negative, there is no wait: the move re-sends
+	// everything not yet known acknowledged.
+	HandoffTimeout time.Duration
+
 	// Async, if true, makes Write copy the message into the replay buffer
 	// and return at once; one goroutine per Conn sends what is buffered,
 	// many messages per system call (up to 64 KiB), redials and replays.
@@ -222,10 +271,41 @@ type Dialer struct {
 	OnRedial func(RedialEvent)
 }
 
+// RedialReason says why a Conn replaced its underlying connection.
+type RedialReason int
+
+const (
+	// RedialFailure: the connection died.
+	RedialFailure RedialReason = iota
+	// RedialFailback: the stream ran on a fallback, and the first address
+	// answered again.
+	RedialFailback
+	// RedialRotation: the connection reached Dialer.ConnMaxLifetime.
+	RedialRotation
+)
+
+// String returns the reason's name.
+func (r RedialReason) String() string {
+	switch r {
+	case RedialFailure:
+		return "failure"
+	case RedialFailback:
+		return "failback"
+	case RedialRotation:
+		return "rotation"
+	}
+	return "RedialReason(" + itoa(int64(r)) + ")"
+}
+
 // RedialEvent describes one replacement of an underlying connection.
 type RedialEvent struct {
-	// Cause is what ended the old connection: a write error, or
-	// ErrPeerClosed or ErrPeerReset when a check found it.
+	// Reason says why the connection was replaced.
+	Reason RedialReason
+	// From and To are the addresses, as given to the Dialer, that the
+	// stream moved from and to.
+	From, To string
+	// Cause is what ended the old connection, for a failure: a write
+	// error, or ErrPeerClosed or ErrPeerReset when a check found it.
 	Cause error
 	// Attempts is the number of dials it took; Downtime is the time from
 	// finding the old connection dead to the new one being ready.
@@ -291,21 +371,21 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, erro
 		c.startWriter()
 		return c, nil
 	}
-	l, err := cfg.dialLink(ctx)
+	c := newConn(cfg, ctx)
+	l, err := c.dialFirst(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := newConn(cfg, ctx)
 	c.install(l, nil)
-	c.st.dials.Add(1)
 	return c, nil
 }
 
 // config is a Dialer with its defaults resolved, fixed for one Conn.
 type config struct {
-	network, address string
+	network          string
+	addrs            []string // the address given to Dial, then the fallbacks
 	dialer           ContextDialer
-	tls              *tls.Config
+	tls              []*tls.Config // per address; nil without TLS
 	op               int  // probe operations of the check; 0 for none
 	watch            bool // CheckWatch: check only after an event
 	userTimeout      time.Duration
@@ -317,6 +397,9 @@ type config struct {
 	maxBackoff       time.Duration
 	replay           int64
 	flushTimeout     time.Duration
+	failback         time.Duration // 0 without failback
+	lifetime         time.Duration // ConnMaxLifetime; 0 without
+	handoff          time.Duration // negative for no wait
 	async            bool
 	failWhenFull     bool
 	onFull           func()
@@ -353,7 +436,7 @@ func (d *Dialer) resolve(network, address string) (*config, error) {
 	}
 	cfg := &config{
 		network:       network,
-		address:       address,
+		addrs:         append([]string{address}, d.Fallbacks...),
 		dialer:        d.Dialer,
 		userTimeout:   orDefault(d.UserTimeout, defaultUserTimeout),
 		keepAlive:     orDefault(d.KeepAlive, defaultKeepAlive),
@@ -362,18 +445,29 @@ func (d *Dialer) resolve(network, address string) (*config, error) {
 		maxBackoff:    orDefault(d.MaxBackoff, max(defaultMaxBackoff, d.MinBackoff)),
 		replay:        int64(d.ReplayBuffer),
 		flushTimeout:  orDefault(d.FlushTimeout, defaultFlushTimeout),
+		failback:      orDefault(d.FailbackInterval, defaultFailback),
+		lifetime:      max(d.ConnMaxLifetime, 0),
+		handoff:       orDefault(d.HandoffTimeout, defaultHandoff),
 		async:         d.Async,
 		failWhenFull:  d.FailWhenFull,
 		onFull:        d.OnFull,
 		onRedial:      d.OnRedial,
 	}
-	if d.Async {
-		if d.ReplayBuffer < 0 {
-			return nil, &configError{"ReplayBuffer", "is negative (replay off), which Async cannot work without"}
-		}
+	if d.Async && d.ReplayBuffer < 0 {
+		return nil, &configError{"ReplayBuffer", "is negative (replay off), which Async cannot work without"}
+	}
+	if d.Async || len(d.Fallbacks) > 0 {
 		if err := checkAddress(network, address); err != nil {
 			return nil, err
 		}
+	}
+	for i, a := range d.Fallbacks {
+		if err := checkAddress(network, a); err != nil {
+			return nil, &configError{"Fallbacks[" + itoa(int64(i)) + "]", strconvQuote(a) + ": " + err.Error()}
+		}
+	}
+	if len(d.Fallbacks) == 0 || cfg.failback < 0 {
+		cfg.failback = 0
 	}
 	switch {
 	case cfg.replay == 0:
@@ -403,11 +497,14 @@ func (d *Dialer) resolve(network, address string) (*config, error) {
 		}
 	}
 	if d.TLSConfig != nil {
-		cfg.tls = d.TLSConfig.Clone()
-		if cfg.tls.ServerName == "" {
-			if host, _, err := net.SplitHostPort(address); err == nil {
-				cfg.tls.ServerName = host
+		for _, a := range cfg.addrs {
+			tc := d.TLSConfig.Clone()
+			if tc.ServerName == "" {
+				if host, _, err := net.SplitHostPort(a); err == nil {
+					tc.ServerName = host
+				}
 			}
+			cfg.tls = append(cfg.tls, tc)
 		}
 	}
 	check := d.Check
@@ -434,25 +531,32 @@ func (d *Dialer) resolve(network, address string) (*config, error) {
 	return cfg, nil
 }
 
-// checkAddress reports an address that no dial could use, so that an
-// Async DialContext, which does not dial, fails at once on it as a
-// synchronous one would.
+// checkAddress reports an address that no dial on network could use, so
+// that an Async DialContext, which does not dial, fails at once on it as
+// a synchronous one would, and a bad fallback fails at once too.
 func checkAddress(network, address string) error {
+	if address == "" {
+		return errors.New("missing address")
+	}
 	if network == "unix" {
-		if address == "" {
-			return errors.New("missing address")
-		}
 		return nil
 	}
-	_, port, err := net.SplitHostPort(address)
+	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return err
 	}
 	if _, err := net.LookupPort(network, port); err != nil {
 		return err
 	}
+	if ip := net.ParseIP(host); ip != nil {
+		if v4 := ip.To4() != nil; (network == "tcp4" && !v4) || (network == "tcp6" && v4) {
+			return errors.New("address " + host + " is not of network " + network)
+		}
+	}
 	return nil
 }
+
+func strconvQuote(s string) string { return strconv.Quote(s) }
 
 func orDefault(v, def time.Duration) time.Duration {
 	if v == 0 {

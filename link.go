@@ -25,7 +25,9 @@ type link struct {
 
 	retired     atomic.Bool // replaced by a newer link
 	closed      atomic.Bool
-	placeholder bool // stands for the connection an Async Conn has not made yet
+	placeholder bool        // stands for the connection an Async Conn has not made yet
+	addr        int         // index in config.addrs of the address dialed
+	expire      *time.Timer // ends the link's life (ConnMaxLifetime); set once, before the link is shared
 
 	owner    atomic.Pointer[Conn] // the Conn the link serves, for the watcher
 	watched  bool                 // registered with the watcher at dial; never changes
@@ -46,10 +48,10 @@ func (c *countConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// dialLink makes one underlying connection and sets up its socket. The
-// connect and the TLS handshake together are bounded by ctx and by the
-// per-attempt bound of the configuration.
-func (cfg *config) dialLink(ctx context.Context) (*link, error) {
+// dialLink makes one underlying connection to the i-th address and sets
+// up its socket. The connect and the TLS handshake together are bounded
+// by ctx and by the per-attempt bound of the configuration.
+func (cfg *config) dialLink(ctx context.Context, i int) (*link, error) {
 	if cfg.attempt > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.attempt)
@@ -60,11 +62,11 @@ func (cfg *config) dialLink(ctx context.Context) (*link, error) {
 		ctx, cancel = context.WithDeadline(ctx, cfg.attemptDeadline)
 		defer cancel()
 	}
-	nc, err := cfg.dialer.DialContext(ctx, cfg.network, cfg.address)
+	nc, err := cfg.dialer.DialContext(ctx, cfg.network, cfg.addrs[i])
 	if err != nil {
 		return nil, err
 	}
-	l := &link{nc: nc}
+	l := &link{nc: nc, addr: i}
 	l.p.init(nc)
 	if tc, ok := nc.(*net.TCPConn); ok {
 		if cfg.keepAlive > 0 {
@@ -90,7 +92,7 @@ func (cfg *config) dialLink(ctx context.Context) (*link, error) {
 	}
 	if cfg.tls != nil {
 		l.cc = &countConn{Conn: nc}
-		tc := tls.Client(l.cc, cfg.tls)
+		tc := tls.Client(l.cc, cfg.tls[i])
 		if err := tc.HandshakeContext(ctx); err != nil {
 			l.unwatch()
 			nc.Close()
@@ -158,6 +160,9 @@ func (l *link) close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	if l.expire != nil {
+		l.expire.Stop()
+	}
 	l.unwatch()
 	return l.nc.Close()
 }
@@ -165,7 +170,7 @@ func (l *link) close() error {
 // placeholderLink stands for the first connection of an Async Conn until
 // the writer makes it: it is dead, so the writer dials, and a Read waits.
 func placeholderLink(cfg *config) *link {
-	nc := notConnected{dialAddr{cfg.network, cfg.address}}
+	nc := notConnected{dialAddr{cfg.network, cfg.addrs[0]}}
 	l := &link{nc: nc, placeholder: true}
 	l.state, l.cause = broken, errNotConnected
 	return l

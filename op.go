@@ -270,3 +270,15 @@ func (e *redialError) Unwrap() []error { return []error{e.cause, e.last} }
 // Timeout reports whether a deadline ended the call: the write deadline,
 // or the deadline of the context given to Flush.
 func (e *redialError) Timeout() bool { return isTimeout(e.cause) }
+
+// sleep waits for d, or until ctx ends, and then returns why.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}

@@ -42,6 +42,15 @@ type Stats struct {
 	ResentMessages int64 // messages re-sent after a redial
 	ResentBytes    int64 // their bytes
 
+	// Failovers counts the redials that went to a fallback address;
+	// Failbacks and Rotations the planned moves back to the first
+	// address and at Dialer.ConnMaxLifetime. Address is the address, as
+	// given to the Dialer, of the current connection.
+	Failovers int64
+	Failbacks int64
+	Rotations int64
+	Address   string
+
 	// DownSince is when the current connection was found dead, or, with
 	// Async, when the Conn was dialed, until a connection is up; it is
 	// zero while one is.
@@ -58,6 +67,7 @@ type counters struct {
 	confirmed, confirmedBytes        atomic.Int64 // messages that left the replay buffer
 	resentMessages, resentBytes      atomic.Int64
 	rejected                         atomic.Int64
+	failovers, failbacks, rotations  atomic.Int64
 	lastErr                          atomic.Pointer[error]
 }
 
@@ -75,6 +85,9 @@ func (s *counters) snapshot(replay bool) Stats {
 		ResentMessages: s.resentMessages.Load(),
 		ResentBytes:    s.resentBytes.Load(),
 		Rejected:       s.rejected.Load(),
+		Failovers:      s.failovers.Load(),
+		Failbacks:      s.failbacks.Load(),
+		Rotations:      s.rotations.Load(),
 		LastError:      s.lastError(),
 	}
 	if replay {
