@@ -976,26 +976,31 @@ func (c *Conn) move(nl, old *link, reason RedialReason) bool {
 
 // handoff ends the stream on old, a working link: it half-closes it, so
 // that nothing more goes on it, and waits up to HandoffTimeout until its
-// peer's kernel has acknowledged every message it carried. Where nothing
-// counts acknowledgements, it does not wait. The caller holds the right
-// to write.
+// peer's kernel has acknowledged every message it carried. If some are
+// left, old will close with a reset, so that it does not deliver them
+// after the new link did. Where nothing counts acknowledgements, it does
+// not wait. The caller holds the right to write.
 func (c *Conn) handoff(o *op, old *link) {
 	c.refresh(old)
 	if c.onLink() == 0 {
 		return
 	}
-	if c.cfg.handoff < 0 || !old.ackable {
-		return
+	if c.cfg.handoff >= 0 && old.ackable {
+		old.closeWrite()
+		ctx, cancel := context.WithTimeout(o.ctx, c.cfg.handoff)
+		c.poll(o, ctx, false, func() (bool, error) {
+			c.refresh(old)
+			return c.onLink() == 0 || old.state != healthy, nil
+		})
+		cancel()
+		if old.state != healthy {
+			c.settle(old)
+		}
 	}
-	old.closeWrite()
-	ctx, cancel := context.WithTimeout(o.ctx, c.cfg.handoff)
-	defer cancel()
-	c.poll(o, ctx, false, func() (bool, error) {
-		c.refresh(old)
-		return c.onLink() == 0 || old.state != healthy, nil
-	})
-	if old.state != healthy {
-		c.settle(old)
+	if c.onLink() > 0 {
+		// What old's peer has not acknowledged goes again on the new
+		// link: old must not deliver it later.
+		old.abort()
 	}
 }
 

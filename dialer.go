@@ -382,28 +382,28 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, erro
 
 // config is a Dialer with its defaults resolved, fixed for one Conn.
 type config struct {
-	network          string
-	addrs            []string // the address given to Dial, then the fallbacks
-	dialer           ContextDialer
-	tls              []*tls.Config // per address; nil without TLS
-	op               int  // probe operations of the check; 0 for none
-	watch            bool // CheckWatch: check only after an event
-	userTimeout      time.Duration
-	keepAlive        time.Duration
-	attempt          time.Duration // bounds one dial attempt; 0 for none
-	attemptDeadline  time.Time     // a custom net.Dialer's Deadline
-	redialTimeout    time.Duration
-	minBackoff       time.Duration
-	maxBackoff       time.Duration
-	replay           int64
-	flushTimeout     time.Duration
-	failback         time.Duration // 0 without failback
-	lifetime         time.Duration // ConnMaxLifetime; 0 without
-	handoff          time.Duration // negative for no wait
-	async            bool
-	failWhenFull     bool
-	onFull           func()
-	onRedial         func(RedialEvent)
+	network         string
+	addrs           []string // the address given to Dial, then the fallbacks
+	dialer          ContextDialer
+	tls             []*tls.Config // per address; nil without TLS
+	op              int           // probe operations of the check; 0 for none
+	watch           bool          // CheckWatch: check only after an event
+	userTimeout     time.Duration
+	keepAlive       time.Duration
+	attempt         time.Duration // bounds one dial attempt; 0 for none
+	attemptDeadline time.Time     // a custom net.Dialer's Deadline
+	redialTimeout   time.Duration
+	minBackoff      time.Duration
+	maxBackoff      time.Duration
+	replay          int64
+	flushTimeout    time.Duration
+	failback        time.Duration // 0 without failback
+	lifetime        time.Duration // ConnMaxLifetime; 0 without
+	handoff         time.Duration // negative for no wait
+	async           bool
+	failWhenFull    bool
+	onFull          func()
+	onRedial        func(RedialEvent)
 }
 
 // configError reports a Dialer field that cannot work.

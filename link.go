@@ -156,6 +156,18 @@ func (l *link) closeWrite() {
 	}
 }
 
+// abort makes the link's close a reset, so that what it still has queued
+// is not sent after the stream moved on (SO_LINGER 0).
+func (l *link) abort() {
+	nc := l.nc
+	if l.cc != nil {
+		nc = l.cc.Conn
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+}
+
 func (l *link) close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return nil

@@ -1,0 +1,61 @@
+//go:build linux
+
+package reconn_test
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/reconn/reconn/faultnet"
+)
+
+// TestRsyslogdRotation streams to a real rsyslogd at full speed with
+// ConnMaxLifetime 200 ms: every rotation is a graceful handoff, so
+// rsyslogd must write every message exactly once.
+func TestRsyslogdRotation(t *testing.T) {
+	const total = 60000
+	for _, async := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {
+			r := startRsyslogd(t)
+			addr, err := net.ResolveTCPAddr("tcp", r.addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := testDialer()
+			d.ConnMaxLifetime = 200 * time.Millisecond
+			d.Async = async
+			c := dial(t, d, addr)
+			var buf []byte
+			for seq := 0; seq < total; seq++ {
+				buf = append(buf[:0], "<13>Nov 23 20:00:00 host app: "...)
+				buf = faultnet.AppendMessage(buf, faultnet.Newline, seq, 120)
+				if _, err := c.Write(buf); err != nil {
+					t.Fatalf("Write(seq %d) = %v", seq, err)
+				}
+			}
+			if err := c.Close(); err != nil {
+				t.Fatalf("Close() = %v", err)
+			}
+			r.waitWritten(total - 1)
+			got := r.seqs()
+			lost, dup := 0, 0
+			for seq := 0; seq < total; seq++ {
+				switch n := got[seq]; {
+				case n == 0:
+					lost++
+				case n > 1:
+					dup += n - 1
+				}
+			}
+			s := c.Stats()
+			t.Logf("%d messages to rsyslogd over %d connections (%d rotations): lost %d, duplicated %d, re-sent %d", total, s.Dials, s.Rotations, lost, dup, s.ResentMessages)
+			if lost != 0 || dup != 0 {
+				t.Errorf("lost %d, duplicated %d; want 0, 0", lost, dup)
+			}
+			if s.Rotations < 1 {
+				t.Errorf("Stats().Rotations = %d; want at least 1", s.Rotations)
+			}
+		})
+	}
+}
