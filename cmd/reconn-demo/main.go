@@ -15,17 +15,22 @@
 //	restart    the server is down for 200 ms, then listens again
 //	blackhole  the server's kernel stops acknowledging (needs root on Linux;
 //	           skipped with a note otherwise)
+//	failover   the server dies for good (RST, no more listening); a second
+//	           server listens on another port, which the reconn clients
+//	           have as their fallback
 //
-// Each fault is run with three clients:
+// Each fault is run with four clients:
 //
-//	plain+retry  a net.Conn that, on a write error, closes, redials and
-//	             writes the message once more, as log/syslog does; a
-//	             message that fails again is dropped. It uses a 1 s write
-//	             deadline so that a blackhole ends.
-//	check only   reconn with replay off (ReplayBuffer -1)
-//	reconn       reconn with its defaults
+//	plain+retry   a net.Conn that, on a write error, closes, redials and
+//	              writes the message once more, as log/syslog does; a
+//	              message that fails again is dropped. It uses a 1 s write
+//	              deadline so that a blackhole ends.
+//	check only    reconn with replay off (ReplayBuffer -1)
+//	reconn        reconn with its defaults
+//	reconn async  reconn with Async: Write returns at once, one goroutine
+//	              sends in batches
 //
-// Both reconn clients use UserTimeout 1s and MinBackoff 10ms, MaxBackoff
+// The reconn clients use UserTimeout 1s and MinBackoff 10ms, MaxBackoff
 // 100ms. The program prints one table: messages sent, received, lost, how
 // many of the lost were unavoidable (acknowledged by the server's kernel but
 // never read by the server), duplicated, redials, write errors and the
@@ -36,8 +41,8 @@
 //	-n N          messages per run (default 50000)
 //	-size B       bytes per message, newline included (default 100)
 //	-rate R       messages per second; 0 is full speed (default 0)
-//	-faults LIST  comma-separated faults (default fin,rst,drain,restart,blackhole)
-//	-clients LIST comma-separated clients: plain, check, reconn (default all)
+//	-faults LIST  comma-separated faults (default fin,rst,drain,restart,blackhole,failover)
+//	-clients LIST comma-separated clients: plain, check, reconn, async (default all)
 //	-addr H:P     stream to a real server instead, such as an rsyslog imtcp
 //	              port, with the reconn client unless -clients says
 //	              otherwise, and print live counters once a second while you
@@ -67,13 +72,14 @@ import (
 	"github.com/reconn/reconn/faultnet"
 )
 
-var allFaults = []string{"fin", "rst", "drain", "restart", "blackhole"}
+var allFaults = []string{"fin", "rst", "drain", "restart", "blackhole", "failover"}
 
 // clientKinds maps the accepted -clients names to the names shown.
 var clientKinds = []struct{ key, name string }{
 	{"plain", "plain+retry"},
 	{"check", "check only"},
 	{"reconn", "reconn"},
+	{"async", "reconn async"},
 }
 
 const (
@@ -130,8 +136,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.n, "n", 50000, "messages per run")
 	fs.IntVar(&o.size, "size", 100, "bytes per message, newline included")
 	fs.IntVar(&o.rate, "rate", 0, "messages per second (0 = full speed; 1000 with -addr)")
-	faults := fs.String("faults", strings.Join(allFaults, ","), "comma-separated faults: fin, rst, drain, restart, blackhole")
-	clients := fs.String("clients", "", "comma-separated clients: plain, check, reconn (default all; reconn with -addr)")
+	faults := fs.String("faults", strings.Join(allFaults, ","), "comma-separated faults: "+strings.Join(allFaults, ", "))
+	clients := fs.String("clients", "", "comma-separated clients: plain, check, reconn, async (default all; reconn with -addr)")
 	fs.StringVar(&o.addr, "addr", "", "stream to this host:port instead of the built-in server; no report")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -170,7 +176,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	list := *clients
 	if list == "" {
-		list = "plain,check,reconn"
+		list = "plain,check,reconn,async"
 		if o.addr != "" {
 			list = "reconn"
 		}
@@ -183,7 +189,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			}
 		}
 		if name == "" {
-			return o, usageError{fmt.Sprintf("-clients: unknown client %q (want plain, check, reconn)", c)}
+			return o, usageError{fmt.Sprintf("-clients: unknown client %q (want plain, check, reconn, async)", c)}
 		}
 		o.clients = append(o.clients, name)
 	}
@@ -229,8 +235,9 @@ type client interface {
 	counters() counters
 }
 
-// dialClient connects the named client to addr.
-func dialClient(ctx context.Context, name, addr string) (client, error) {
+// dialClient connects the named client to addr; the reconn clients fall
+// back to the fallback addresses.
+func dialClient(ctx context.Context, name, addr string, fallbacks ...string) (client, error) {
 	if name == "plain+retry" {
 		p := &plainClient{addr: addr}
 		if err := p.dial(); err != nil {
@@ -242,6 +249,8 @@ func dialClient(ctx context.Context, name, addr string) (client, error) {
 		UserTimeout: userTimeout,
 		MinBackoff:  10 * time.Millisecond,
 		MaxBackoff:  100 * time.Millisecond,
+		Fallbacks:   fallbacks,
+		Async:       name == "reconn async",
 	}
 	if name == "check only" {
 		d.ReplayBuffer = -1
@@ -388,6 +397,11 @@ func applyFault(srv *faultnet.Server, fault string) error {
 		if err := srv.Blackhole(); err != nil {
 			return faultError{err}
 		}
+	case "failover":
+		if err := srv.Refuse(); err != nil {
+			return faultError{err}
+		}
+		srv.RST()
 	}
 	return nil
 }
@@ -401,11 +415,22 @@ func runOne(ctx context.Context, o options, fault, name string, prog *progress) 
 		return rw, err
 	}
 	defer srv.Close()
+	servers := []*faultnet.Server{srv}
+	var fallbacks []string
+	if fault == "failover" {
+		fb, err := faultnet.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return rw, err
+		}
+		defer fb.Close()
+		servers = append(servers, fb)
+		fallbacks = []string{fb.Addr().String()}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
 	start := time.Now()
-	c, err := dialClient(ctx, name, srv.Addr().String())
+	c, err := dialClient(ctx, name, srv.Addr().String(), fallbacks...)
 	if err != nil {
 		return rw, fmt.Errorf("%s: dial: %w", name, err)
 	}
@@ -441,15 +466,19 @@ func runOne(ctx context.Context, o options, fault, name string, prog *progress) 
 	n := c.counters()
 	wctx, wcancel := context.WithTimeout(ctx, waitTimeout)
 	defer wcancel()
-	if err := srv.WaitConns(wctx, int(n.dials)); err != nil {
-		// A connection can complete its handshake just before the listener
-		// closes and never be accepted; report it and go on.
-		rw.note = fmt.Sprintf("%s/%s: server accepted %d of %d connections", fault, name, len(srv.Report(0).Conns), n.dials)
+	if len(servers) == 1 {
+		if err := srv.WaitConns(wctx, int(n.dials)); err != nil {
+			// A connection can complete its handshake just before the
+			// listener closes and never be accepted; report it and go on.
+			rw.note = fmt.Sprintf("%s/%s: server accepted %d of %d connections", fault, name, len(srv.Report(0).Conns), n.dials)
+		}
 	}
-	if err := srv.WaitEOF(wctx); err != nil {
-		return rw, fmt.Errorf("%s/%s: waiting for the server to read to the end: %w", fault, name, err)
+	for _, s := range servers {
+		if err := s.WaitEOF(wctx); err != nil {
+			return rw, fmt.Errorf("%s/%s: waiting for the server to read to the end: %w", fault, name, err)
+		}
 	}
-	rw.r = srv.Report(o.n)
+	rw.r = faultnet.ReportAll(o.n, servers...)
 	rw.redials = n.redials
 	rw.errs = errs.Load()
 	rw.took = time.Since(start)

@@ -24,9 +24,9 @@ func printTable(w io.Writer, o options, rows []row, total time.Duration) {
 		pace = fmt.Sprintf("%d messages/s", o.rate)
 	}
 	fmt.Fprintf(w, "%d messages of %d bytes per run, %s, fault after the server read %d:\n\n", o.n, o.size, pace, o.n/3)
-	const format = "%-10s %-12s %7v %9v %7v %12v %11v %8v %13v %7v\n"
+	const format = "%-10s %-13s %7v %9v %7v %12v %11v %8v %13v %7v\n"
 	fmt.Fprintf(w, format, "fault", "client", "sent", "received", "lost", unavoid, "duplicated", "redials", "write errors", "time")
-	fmt.Fprintln(w, strings.Repeat("-", 106))
+	fmt.Fprintln(w, strings.Repeat("-", 107))
 	prev := ""
 	var notes []string
 	for _, r := range rows {
