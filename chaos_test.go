@@ -28,8 +28,13 @@ var chaosSeedFlag = flag.Uint64("seed", 0, "TestChaos: seed of the soak (default
 
 const (
 	// chaosMargin is how much later than its bound a Write, Flush or
-	// Close may return without failing the test.
+	// Close is meant to return at worst: the summary counts the calls
+	// past it. chaosLimit is how much later fails the test: on a shared
+	// machine the scheduler alone can delay a goroutine past chaosMargin
+	// (the stall probe sees only stalls of the whole process), while a
+	// call that ignored its bound is late by a redial or more.
 	chaosMargin = 100 * time.Millisecond
+	chaosLimit  = time.Second
 
 	chaosDefaultSeed  = 1
 	chaosDefaultTime  = 18 * time.Second // chaos time by default: about 20 s in all
@@ -1138,7 +1143,7 @@ func (r *chaosRun) check(in checkInput, tot *chaosTotals) {
 			c.excused = in.samples.excused(c.bound, c.end)
 		}
 		tot.lateness[c.kind].add(r.n, 1, c)
-		if c.net() > chaosMargin {
+		if c.net() > chaosLimit {
 			over = append(over, c)
 		}
 	}
@@ -1149,7 +1154,7 @@ func (r *chaosRun) check(in checkInput, tot *chaosTotals) {
 			byKind[c.kind]++
 		}
 		violations = append(violations, fmt.Sprintf("invariant 3 (every call returns within its bound + %v): %d Writes, %d Flushes, %d Closes late; worst %v past its bound, %v of it with the process unscheduled",
-			chaosMargin, byKind["Write"], byKind["Flush"], byKind["Close"], over[0].late().Round(time.Millisecond), over[0].excused.Round(time.Millisecond)))
+			chaosLimit, byKind["Write"], byKind["Flush"], byKind["Close"], over[0].late().Round(time.Millisecond), over[0].excused.Round(time.Millisecond)))
 	}
 
 	// Invariant 4: nothing left behind.
@@ -1231,7 +1236,7 @@ func (r *chaosRun) failure(violations []string, over []chaosCall, in checkInput)
 		fmt.Fprintf(&b, "  - %s\n", v)
 	}
 	if len(over) > 0 {
-		fmt.Fprintf(&b, "calls past their bound + %v, worst first (%d in all):\n", chaosMargin, len(over))
+		fmt.Fprintf(&b, "calls past their bound + %v, worst first (%d in all):\n", chaosLimit, len(over))
 		for _, c := range over[:min(len(over), 10)] {
 			fmt.Fprintf(&b, "  %s\n", c)
 		}
