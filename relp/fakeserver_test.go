@@ -1,11 +1,13 @@
 package relp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/reconn/reconn/faultnet"
@@ -248,26 +250,62 @@ func TestFakeServerMalformed(t *testing.T) {
 	}
 }
 
-// TestFakeServerViolations checks that the server catches a client that
-// breaks the protocol, as librelp's server would, and ends its session.
-func TestFakeServerViolations(t *testing.T) {
-	open := string(appendFrame(nil, 1, cmdOpen, []byte(openOffers)))
-	tests := []struct {
-		name, send, want string
-	}{
-		{"syslog before open", "1 syslog 3 abc\n", "before open"},
-		{"open with TXNR 2", "2 open 14 relp_version=0\n", "TXNR 2; want 1"},
-		{"TXNR skipped", open + "3 syslog 3 abc\n", "TXNR 3; want 2"},
-		{"TXNR repeated", open + "2 syslog 3 abc\n2 syslog 3 abc\n", "TXNR 2; want 3"},
-		{"open twice", open + "2 open 14 relp_version=0\n", "open in an open session"},
-		{"after close", open + "2 close 0\n3 syslog 3 abc\n", ""}, // the server stops reading at close
-		{"malformed", open + "2 syslog 3 abcd\n", "trailer"},
-		{"too large", open + "2 syslog 200000 ", "frame too large"},
-		{"unknown command", open + "2 eventlog 3 abc\n", "unknown command"},
-		{"bad offers", "1 open 2 =x\n", "empty offer name"},
+// A wireCase is bytes a client sends on a new connection and what imrelp
+// sends back, measured with rsyslog 8.2302 and librelp 1.11.0 (see
+// TestImrelpWire), and how the fake server differs.
+type wireCase struct {
+	name string
+	send []byte
+	want string // imrelp's answer
+	end  string // then: "EOF", "reset" or "still open"
+
+	fakeWant, fakeEnd string // the fake server's, where it differs
+	violation         string // what the fake server's violation says, if any
+}
+
+func wireCases() []wireCase {
+	open := appendFrame(nil, 1, cmdOpen, []byte(openOffers))
+	msg := []byte("<13>Nov 25 12:00:00 host app: seq=1 hello")
+	opened := "1 rsp 93 " + imrelpOpenReply + "\n"
+	return []wireCase{
+		{name: "session", send: appendFrame(appendFrame(open, 2, cmdSyslog, msg), 3, cmdClose, nil),
+			want: opened + "2 rsp 6 200 OK\n3 rsp 0\n0 serverclose 0\n", end: "EOF"},
+		{name: "open without the syslog command", send: appendFrame(nil, 1, cmdOpen, []byte("relp_version=0\ncommands=")),
+			want: "1 rsp 44 500 required command not supported by client\n0 serverclose 0\n", end: "EOF"},
+		{name: "open twice", send: appendFrame(open, 2, cmdOpen, []byte(openOffers)),
+			// librelp answers the second open twice.
+			want: opened + "2 rsp 43 500 protocol error: connection already open\n2 rsp 26 500 error 10047 on connect\n0 serverclose 0\n", end: "EOF",
+			violation: "open in an open session"},
+		{name: "syslog before open", send: appendFrame(nil, 1, cmdSyslog, msg),
+			want: "1 rsp 20 500 command disabled\n", end: "still open", violation: "before open"},
+		{name: "TXNR skipped", send: appendFrame(open, 3, cmdSyslog, msg),
+			want: opened + "0 serverclose 0\n", end: "EOF", violation: "TXNR 3; want 2"},
+		{name: "TXNR repeated", send: appendFrame(appendFrame(open, 2, cmdSyslog, msg), 2, cmdSyslog, msg),
+			want: opened + "2 rsp 6 200 OK\n0 serverclose 0\n", end: "EOF", violation: "TXNR 2; want 3"},
+		{name: "syslog with TXNR 0", send: appendFrame(open, 0, cmdSyslog, msg),
+			want: opened + "0 rsp 6 200 OK\n", end: "still open",
+			fakeWant: opened + "0 serverclose 0\n", fakeEnd: "EOF", violation: "TXNR 0; want 2"},
+		{name: "malformed frame", send: append(open, "2 syslog 3 abcd\n"...),
+			want: opened + "0 serverclose 0\n", end: "EOF", violation: "trailer"},
+		{name: "frame of 200,000 bytes", send: appendFrame(open, 2, cmdSyslog, bytes.Repeat([]byte("x"), 200000)),
+			want: opened + "2 rsp 6 200 OK\n", end: "still open",
+			// The fake server stops reading at DATALEN and closes with
+			// the rest of the frame unread: its kernel resets.
+			fakeWant: opened + "0 serverclose 0\n", fakeEnd: "reset", violation: "frame too large"},
+		{name: "unknown command", send: appendFrame(open, 2, "eventlog", msg),
+			want: opened + "0 serverclose 0\n", end: "EOF", violation: "unknown command"},
 	}
-	for _, tt := range tests {
+}
+
+// TestFakeServerWire checks that the fake server answers what imrelp
+// answers, and records a violation where the client broke the protocol.
+func TestFakeServerWire(t *testing.T) {
+	for _, tt := range wireCases() {
 		t.Run(tt.name, func(t *testing.T) {
+			want, end := tt.want, tt.end
+			if tt.fakeWant != "" {
+				want, end = tt.fakeWant, tt.fakeEnd
+			}
 			ctx := testContext(t)
 			s := newFakeServer(t, fakeOptions{})
 			nc, err := net.Dial("tcp", s.addr)
@@ -275,24 +313,47 @@ func TestFakeServerViolations(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer nc.Close()
-			if _, err := nc.Write([]byte(tt.send)); err != nil {
-				t.Fatal(err)
-			}
-			if tt.want == "" {
-				if err := s.wait(ctx, "the session to end", func() bool { return len(s.conns) == 1 && s.conns[0].ended }); err != nil {
-					t.Fatal(err)
+			// Write from another goroutine: the server may close before it
+			// has read everything.
+			wrote := make(chan struct{})
+			go func() {
+				defer close(wrote)
+				nc.Write(tt.send)
+			}()
+			defer func() { <-wrote }()
+			var got []byte
+			switch end {
+			case "still open":
+				got = make([]byte, len(want))
+				_, err = io.ReadFull(nc, got)
+			default:
+				got, err = io.ReadAll(nc)
+				if end == "reset" {
+					if !errors.Is(err, syscall.ECONNRESET) {
+						t.Errorf("read ended with %v; want a reset", err)
+					}
+					err = nil
 				}
+			}
+			if err != nil || string(got) != want {
+				t.Errorf("answer %q, %v; want %q, then %s", got, err, want, end)
+			}
+			if tt.violation == "" {
 				checkNoViolations(t, s)
 				return
 			}
 			if err := s.wait(ctx, "a violation", func() bool { return len(s.bad) > 0 }); err != nil {
 				t.Fatal(err)
 			}
-			if v := s.violations(); !strings.Contains(v[0].Error(), tt.want) {
-				t.Errorf("violation %q; want it to mention %q", v[0], tt.want)
+			if v := s.violations(); len(v) != 1 || !strings.Contains(v[0].Error(), tt.violation) {
+				t.Errorf("violations %v; want one that mentions %q", v, tt.violation)
 			}
-			if tt.name != "unknown command" {
-				<-s.conn(1).done()
+			if end == "still open" {
+				select {
+				case <-s.conn(1).done():
+					t.Error("the session ended; want it open")
+				default:
+				}
 			}
 		})
 	}
@@ -312,18 +373,6 @@ func TestFakeServerOpen(t *testing.T) {
 		t.Errorf("dial to a server of version 7: %v", err)
 	}
 
-	// Like imrelp, the server requires the syslog command.
-	s = newFakeServer(t, fakeOptions{})
-	nc, err := net.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.Write(appendFrame(nil, 1, cmdOpen, []byte("relp_version=0\ncommands=")))
-	got, _ := io.ReadAll(nc)
-	if want := "1 rsp 44 500 required command not supported by client\n"; string(got) != want {
-		t.Errorf("answer to open without syslog: %q; want %q", got, want)
-	}
 }
 
 func TestFakeServerCloseReply(t *testing.T) {

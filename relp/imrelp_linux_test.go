@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -465,4 +466,58 @@ func errOr(err error, ok string) string {
 		return ok
 	}
 	return err.Error()
+}
+
+// exchange writes b on a new connection to addr and reads until the
+// server closes the connection or wait has passed. It returns what it
+// read and how reading ended: io.EOF, a reset, or a timeout if the
+// server kept the connection open.
+func exchange(t *testing.T, addr string, b []byte, wait time.Duration) ([]byte, error) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	nc.SetReadDeadline(time.Now().Add(wait))
+	var got []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := nc.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			return got, err
+		}
+	}
+}
+
+// howEnded names the way a read ended.
+func howEnded(err error) string {
+	switch {
+	case errors.Is(err, io.EOF):
+		return "EOF"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "still open"
+	}
+	return err.Error()
+}
+
+// TestImrelpWire records imrelp's exact answers to a session and to
+// commands that break the protocol (see wireCases).
+func TestImrelpWire(t *testing.T) {
+	r := startImrelp(t, imrelpConfig{})
+	for _, tt := range wireCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := exchange(t, r.addr(), tt.send, 2*time.Second)
+			if string(got) != tt.want || howEnded(err) != tt.end {
+				t.Errorf("imrelp answered %q, then %s; want %q, then %s", got, howEnded(err), tt.want, tt.end)
+			}
+			t.Logf("%s: sent %.120q; imrelp answered %q, then %s", tt.name, tt.send, got, howEnded(err))
+		})
+	}
 }

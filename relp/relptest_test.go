@@ -57,8 +57,12 @@ type received struct {
 // answers "open" with offers, every "syslog" frame with an rsp, "close"
 // as librelp does, and checks that the client keeps to the protocol as
 // librelp's server would: open first with TXNR 1, then TXNRs one by one,
-// syslog only after open, nothing after close. A violation is recorded
-// (see violations) and ends the session.
+// syslog only after open, nothing after close, frames well formed. A
+// violation is recorded (see violations) and treated as imrelp does (see
+// TestImrelpWire): a command before open is answered "500 command
+// disabled"; anything else ends the session with serverclose. Unlike
+// imrelp, the fake server treats TXNR 0 from a client as a violation, and
+// a frame above its maximum too (imrelp truncates it and answers 200).
 //
 // It can be told to answer some messages with an error code (answer),
 // to hold back or delay its answers (holdAcks, setDelay), to send
@@ -403,16 +407,22 @@ func (c *fakeConn) read() {
 // writer closes the connection after the last answer.
 var errSessionClosed = errors.New("session closed")
 
-// violation records err as a protocol violation. The reader then closes
-// the connection at once, as librelp aborts a session that breaks the
-// protocol.
+// violation records err as a protocol violation and ends the session as
+// imrelp does: after the answers already due, the serverclose hint, then
+// the connection closes. The reader stops.
 func (c *fakeConn) violation(err error) error {
-	err = fmt.Errorf("connection %d: %w", c.id, err)
 	c.s.mu.Lock()
-	c.s.bad = append(c.s.bad, err)
-	c.s.notify()
+	c.record(err)
+	c.out = append(c.out, outFrame{cmd: cmdServerClose, msg: -1, last: true})
 	c.s.mu.Unlock()
-	return err
+	c.wake()
+	return errSessionClosed
+}
+
+// record records err as a protocol violation; s.mu is held.
+func (c *fakeConn) record(err error) {
+	c.s.bad = append(c.s.bad, fmt.Errorf("connection %d: %w", c.id, err))
+	c.s.notify()
 }
 
 // handle answers one frame from the client.
@@ -425,10 +435,6 @@ func (c *fakeConn) handle(f frame) error {
 		return c.violation(fmt.Errorf("frame %v after close", f))
 	case f.txnr != want:
 		return c.violation(fmt.Errorf("frame %v: TXNR %d; want %d", f, f.txnr, want))
-	case f.cmd == cmdOpen && opened:
-		return c.violation(fmt.Errorf("frame %v: open in an open session", f))
-	case f.cmd != cmdOpen && !opened:
-		return c.violation(fmt.Errorf("frame %v before open", f))
 	}
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
@@ -436,6 +442,21 @@ func (c *fakeConn) handle(f frame) error {
 	c.next = nextTxnr(c.next)
 	c.outstanding++
 	c.maxOut = max(c.maxOut, c.outstanding)
+	switch {
+	case f.cmd == cmdOpen && opened:
+		// imrelp answers so, twice, and ends the session.
+		c.record(fmt.Errorf("frame %v: open in an open session", f))
+		c.out = append(c.out,
+			outFrame{txnr: f.txnr, cmd: cmdRsp, data: "500 protocol error: connection already open", msg: -1},
+			outFrame{txnr: f.txnr, cmd: cmdRsp, data: "500 error 10047 on connect", msg: -1},
+			outFrame{cmd: cmdServerClose, msg: -1, last: true})
+		return errSessionClosed
+	case f.cmd != cmdOpen && !opened:
+		// imrelp answers so and goes on.
+		c.record(fmt.Errorf("frame %v before open", f))
+		c.out = append(c.out, outFrame{txnr: f.txnr, cmd: cmdRsp, data: "500 command disabled", msg: -1})
+		return nil
+	}
 	switch f.cmd {
 	case cmdOpen:
 		return c.open(f)
@@ -460,12 +481,10 @@ func (c *fakeConn) handle(f frame) error {
 		}
 		return errSessionClosed
 	}
-	// An unknown command: librelp answers "500 invalid command" and goes
-	// on.
-	c.out = append(c.out, outFrame{txnr: f.txnr, cmd: cmdRsp, data: "500 invalid command", msg: -1, bound: true})
-	c.s.bad = append(c.s.bad, fmt.Errorf("connection %d: unknown command in %v", c.id, f))
-	c.s.notify()
-	return nil
+	// An unknown command: imrelp ends the session without an answer.
+	c.record(fmt.Errorf("unknown command in %v", f))
+	c.out = append(c.out, outFrame{cmd: cmdServerClose, msg: -1, last: true})
+	return errSessionClosed
 }
 
 // open answers "open"; s.mu is held.
@@ -482,14 +501,15 @@ func (c *fakeConn) open(f frame) error {
 		}
 	}
 	if err != nil {
-		c.s.bad = append(c.s.bad, fmt.Errorf("connection %d: open: %w", c.id, err))
+		c.record(fmt.Errorf("open: %w", err))
 		reply = "500 error in open offers"
-		c.s.notify()
 	}
 	r, _ := parseRsp([]byte(reply))
 	c.opened = r.ok()
-	c.out = append(c.out, outFrame{txnr: f.txnr, cmd: cmdRsp, data: reply, msg: -1, last: !c.opened})
+	c.out = append(c.out, outFrame{txnr: f.txnr, cmd: cmdRsp, data: reply, msg: -1})
 	if !c.opened {
+		// imrelp ends a session it refused with serverclose.
+		c.out = append(c.out, outFrame{cmd: cmdServerClose, msg: -1, last: true})
 		return errSessionClosed
 	}
 	return nil
