@@ -5,6 +5,7 @@ package relp
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"crypto/tls"
 	"errors"
@@ -36,20 +37,24 @@ type imrelpConfig struct {
 	// rsyslogd a minute at SIGTERM to write out what it has queued, so
 	// that what it acknowledged is written.
 	mainQueue string
-	// fifo makes the action write to a named pipe (see imrelpd.fifo)
-	// instead of a file, so that the test decides when output flows.
-	fifo bool
+	// global holds extra parameters of global(), such as
+	// maxMessageSize="256k".
+	global string
+	// forward, if not nil, makes the action forward each message over
+	// TCP to the sink instead of writing it to a file, so that the test
+	// decides when output flows.
+	forward *sink
 }
 
 // imrelpd is a private rsyslogd that receives RELP with imrelp on a
 // loopback port and writes each message's raw text and a newline to a
-// file (or a named pipe).
+// file, or forwards it to a sink.
 type imrelpd struct {
 	t    *testing.T
 	bin  string
 	dir  string
 	port int
-	out  string // the output file or named pipe
+	out  string // the output file
 
 	mu     sync.Mutex // guards stderr and running
 	stderr bytes.Buffer
@@ -81,22 +86,22 @@ func startImrelp(t *testing.T, cfg imrelpConfig) *imrelpd {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	r := &imrelpd{t: t, bin: bin, dir: dir, port: port, out: filepath.Join(dir, "out.log")}
-	if cfg.fifo {
-		r.out = filepath.Join(dir, "out.fifo")
-		if err := syscall.Mkfifo(r.out, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	action := fmt.Sprintf(`action(type="omfile" file=%q template="raw")`, r.out)
+	if cfg.forward != nil {
+		// While the sink refuses connections the action is suspended and
+		// retried every second, forever: messages stay queued.
+		action = fmt.Sprintf(`action(type="omfwd" target="127.0.0.1" port="%d" protocol="tcp" template="raw" action.resumeRetryCount="-1" action.resumeInterval="1")`, cfg.forward.port)
 	}
 	if cfg.mainQueue == "" {
 		cfg.mainQueue = `queue.timeoutShutdown="60000" queue.timeoutActionCompletion="60000"`
 	}
-	conf := fmt.Sprintf(`global(workDirectory=%q)
+	conf := fmt.Sprintf(`global(workDirectory=%q %s)
 main_queue(%s)
 module(load="imrelp" %s)
 input(type="imrelp" address="127.0.0.1" port="%d" %s)
 template(name="raw" type="string" string="%%rawmsg%%\n")
-action(type="omfile" file=%q template="raw")
-`, dir, cfg.mainQueue, cfg.module, port, cfg.input, r.out)
+%s
+`, dir, cfg.global, cfg.mainQueue, cfg.module, port, cfg.input, action)
 	if err := os.WriteFile(filepath.Join(dir, "rsyslog.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -246,49 +251,80 @@ func countSeqs(t *testing.T, rd io.Reader) map[int]int {
 	return got
 }
 
-// A fifoReader drains the named pipe that rsyslogd writes to.
-type fifoReader struct {
-	f    *os.File
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	done chan struct{}
+// A sink is a TCP port on 127.0.0.1 that refuses connections until
+// listen, then reads newline-framed messages from every connection.
+type sink struct {
+	t    *testing.T
+	port int
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns []net.Conn
+	buf   bytes.Buffer
+	wg    sync.WaitGroup
 }
 
-// attach opens the named pipe and reads it until detach. It opens it
-// for reading and writing, which does not block on Linux, so that a read
-// waits for data instead of seeing the end when rsyslogd has not yet
-// opened it or has closed it.
-func (r *imrelpd) attach() *fifoReader {
-	f, err := os.OpenFile(r.out, os.O_RDWR, 0)
+// newSink reserves a port: it listens on a free one and closes it again.
+func newSink(t *testing.T) *sink {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
-	fr := &fifoReader{f: f, done: make(chan struct{})}
-	go func() {
-		defer close(fr.done)
-		b := make([]byte, 64<<10)
+	s := &sink{t: t, port: ln.Addr().(*net.TCPAddr).Port}
+	ln.Close()
+	t.Cleanup(func() { s.close() })
+	return s
+}
+
+// listen starts accepting on the sink's port.
+func (s *sink) listen() {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	s.wg.Go(func() {
 		for {
-			n, err := f.Read(b)
-			fr.mu.Lock()
-			fr.buf.Write(b[:n])
-			fr.mu.Unlock()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+			s.wg.Go(func() {
+				b := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(b)
+					s.mu.Lock()
+					s.buf.Write(b[:n])
+					s.mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			})
 		}
-	}()
-	r.t.Cleanup(func() { fr.detach() })
-	return fr
+	})
 }
 
-// detach stops reading and returns everything read.
-// It may be called more than once.
-func (fr *fifoReader) detach() []byte {
-	fr.f.Close()
-	<-fr.done
-	fr.mu.Lock()
-	defer fr.mu.Unlock()
-	return fr.buf.Bytes()
+// close stops listening, closes every connection and returns everything
+// received. It may be called more than once.
+func (s *sink) close() []byte {
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Bytes()
 }
 
 // tlsInput returns imrelp's TLS parameters for the test certificates,
@@ -518,6 +554,354 @@ func TestImrelpWire(t *testing.T) {
 				t.Errorf("imrelp answered %q, then %s; want %q, then %s", got, howEnded(err), tt.want, tt.end)
 			}
 			t.Logf("%s: sent %.120q; imrelp answered %q, then %s", tt.name, tt.send, got, howEnded(err))
+		})
+	}
+}
+
+// TestImrelpWindow sends to imrelp with windows of several sizes, and
+// once with the client not reading at all until it has sent everything:
+// imrelp sets no limit on the commands a client leaves unanswered.
+func TestImrelpWindow(t *testing.T) {
+	tests := []struct {
+		n, window int
+		pause     bool // send everything before reading any answer
+	}{
+		{10000, 1, false},
+		{10000, 128, false},
+		{10000, 1024, false},
+		{100000, 100000, true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d messages, window %d", tt.n, tt.window), func(t *testing.T) {
+			r := startImrelp(t, imrelpConfig{})
+			ctx := testContext(t)
+			c, _, err := dialTestClient(ctx, t, r.addr(), nil, tt.window)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.pause {
+				c.pause()
+			}
+			start := time.Now()
+			for i := range tt.n {
+				if _, err := c.send(ctx, testMessage(i)); err != nil {
+					t.Fatalf("sending message %d: %v", i, err)
+				}
+			}
+			sent := time.Since(start)
+			c.resume()
+			if err := c.wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			elapsed := time.Since(start)
+			if err := c.close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			codes, _ := c.results()
+			for i, code := range codes {
+				if code != codeOK {
+					t.Fatalf("message %d answered %d; want 200", i, code)
+				}
+			}
+			r.stop()
+			checkAllWritten(t, r.seqs(), tt.n)
+			c.mu.Lock()
+			maxPending := c.maxPending
+			c.mu.Unlock()
+			t.Logf("window %d: %d messages sent in %v, all answered 200 after %v; at most %d commands unanswered at once",
+				tt.window, tt.n, sent.Round(time.Millisecond), elapsed.Round(time.Millisecond), maxPending)
+		})
+	}
+}
+
+// TestImrelpAnswersAfterEnqueue finds when imrelp answers a message: once
+// rsyslogd's main queue has taken it, before any action has written it,
+// and also when the queue, full for queue.timeoutEnqueue, has thrown it
+// away. Only flowcontrol="full" keeps imrelp from answering messages it
+// could not queue.
+//
+// The output is forwarded to a sink that refuses connections until the
+// test lets it listen, so that nothing leaves the queue before that.
+func TestImrelpAnswersAfterEnqueue(t *testing.T) {
+	const queue = `queue.size="20" queue.dequeueBatchSize="4" queue.timeoutEnqueue="100" queue.timeoutShutdown="60000" queue.timeoutActionCompletion="60000"`
+	tests := []struct {
+		flow string // imrelp's flowcontrol parameter
+		n    int
+		drop bool // whether imrelp answers messages that the queue dropped
+	}{
+		{"none", 40, true},
+		{"light", 25, true}, // the default: 1 s of delay before each drop
+		{"full", 40, false},
+	}
+	for _, tt := range tests {
+		t.Run("flowcontrol "+tt.flow, func(t *testing.T) {
+			snk := newSink(t)
+			r := startImrelp(t, imrelpConfig{input: `flowcontrol="` + tt.flow + `"`, mainQueue: queue, forward: snk})
+			ctx := testContext(t)
+			c, _, err := dialTestClient(ctx, t, r.addr(), nil, tt.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			for i := range tt.n {
+				if _, err := c.send(ctx, testMessage(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var before int
+			if tt.drop {
+				// Nothing can be written: answers beyond what the queue
+				// holds are answers to messages it dropped.
+				if err := c.wait(ctx); err != nil {
+					t.Fatal(err)
+				}
+				before = c.numAnswered()
+			} else {
+				// Answers stop when the queue is full; watch for a while
+				// that no more come.
+				if err := c.waitAnswered(ctx, 1); err != nil {
+					t.Fatal(err)
+				}
+				stalled, cancel := context.WithTimeout(ctx, 3*time.Second)
+				c.waitAnswered(stalled, tt.n)
+				cancel()
+				before = c.numAnswered()
+				if before >= tt.n {
+					t.Fatalf("all %d messages answered with the output blocked", tt.n)
+				}
+			}
+			snk.listen()
+			if err := c.wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r.stop()
+			written := countSeqs(t, bytes.NewReader(snk.close()))
+			codes, _ := c.results()
+			answered, lost := 0, 0
+			for i, code := range codes {
+				if code == codeOK {
+					answered++
+					if written[i] == 0 {
+						lost++
+					}
+				}
+			}
+			c.mu.Lock()
+			times := append([]time.Time(nil), c.times...)
+			c.mu.Unlock()
+			var gaps []string
+			for i := 1; i < len(times) && len(gaps) < 6; i++ {
+				if d := times[i].Sub(times[i-1]); d > 50*time.Millisecond {
+					gaps = append(gaps, fmt.Sprintf("%d after %v", i, d.Round(10*time.Millisecond)))
+				}
+			}
+			t.Logf("flowcontrol %s: %d sent; %d answered with the output blocked (first waits: %s); after the output was unblocked: %d answered 200, %d written, %d answered 200 and never written; %v in all",
+				tt.flow, tt.n, before, strings.Join(gaps, ", "), answered, len(written), lost, time.Since(start).Round(10*time.Millisecond))
+			if answered != tt.n {
+				t.Errorf("%d of %d answered 200", answered, tt.n)
+			}
+			if tt.drop && lost == 0 {
+				t.Errorf("every message answered was written; want some answered and dropped by the full queue")
+			}
+			if !tt.drop && lost != 0 {
+				t.Errorf("%d messages answered 200 and never written", lost)
+			}
+		})
+	}
+}
+
+// TestImrelpSIGTERM stops rsyslogd with SIGTERM while a client streams to
+// it, and records what the client sees (answers, serverclose, how the
+// connection ends) and what rsyslogd wrote: every message answered 200
+// must be written, once. Messages sent and not answered are what a client
+// re-sends; those of them that were written anyway would be duplicated.
+func TestImrelpSIGTERM(t *testing.T) {
+	t.Run("streaming", func(t *testing.T) {
+		for run := range 3 {
+			// Stop after a different number of answers in each run.
+			stopAfter := 5000 * (run + 1)
+			sigterm(t, imrelpConfig{}, 128, stopAfter, nil, false)
+		}
+	})
+	t.Run("output blocked", func(t *testing.T) {
+		// The output goes to a sink that refuses connections, the main
+		// queue holds 20 messages, and imrelp's default flow control
+		// makes it wait 1 s before it drops a message: rsyslogd is
+		// stopped while imrelp waits for room in the queue. The sink
+		// listens 3 s later, so that rsyslogd can write out before it
+		// exits.
+		snk := newSink(t)
+		cfg := imrelpConfig{forward: snk,
+			mainQueue: `queue.size="20" queue.dequeueBatchSize="4" queue.timeoutShutdown="60000" queue.timeoutActionCompletion="60000"`}
+		// 19 messages fit; the 20th waits.
+		sigterm(t, cfg, 40, 19, snk, true)
+	})
+	t.Run("output never unblocked", func(t *testing.T) {
+		// As above, but the output stays blocked and rsyslogd gives up
+		// after its shutdown timeouts: what it answered is lost.
+		snk := newSink(t)
+		cfg := imrelpConfig{forward: snk,
+			mainQueue: `queue.size="20" queue.dequeueBatchSize="4" queue.timeoutShutdown="1000" queue.timeoutActionCompletion="1000"`}
+		sigterm(t, cfg, 40, 19, snk, false)
+	})
+}
+
+// sigterm streams messages to a new rsyslogd with the given window, sends
+// it SIGTERM once stopAfter messages have been answered, and reports.
+// snk, if not nil, is the sink of cfg; if unblock, it listens 3 s after
+// SIGTERM or once the session has ended, if sooner, so that rsyslogd can
+// write out. If it never listens, every message answered must be lost.
+func sigterm(t *testing.T, cfg imrelpConfig, window, stopAfter int, snk *sink, unblock bool) {
+	t.Helper()
+	r := startImrelp(t, cfg)
+	ctx := testContext(t)
+	c, _, err := dialTestClient(ctx, t, r.addr(), nil, window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		for ; n < 10_000_000; n++ {
+			if _, err := c.send(ctx, testMessage(n)); err != nil {
+				break
+			}
+		}
+		sent <- n
+	}()
+	if err := c.waitAnswered(ctx, stopAfter); err != nil {
+		t.Fatal(err)
+	}
+	term := time.Now()
+	r.signal(syscall.SIGTERM)
+	var unblocked time.Duration
+	if snk != nil && unblock {
+		// Give imrelp a few seconds to end the session while the output
+		// is still blocked, then unblock the output.
+		select {
+		case <-c.readDone:
+		case <-time.After(3 * time.Second):
+		}
+		unblocked = time.Since(term)
+		snk.listen()
+	}
+	<-c.readDone
+	ended := time.Since(term)
+	nsent := <-sent
+	// What a write on the dead connection gives.
+	_, werr := c.nc.Write(appendFrame(nil, 1, cmdSyslog, testMessage(nsent)))
+	r.wait()
+	var written map[int]int
+	if snk != nil {
+		written = countSeqs(t, bytes.NewReader(snk.close()))
+	} else {
+		written = r.seqs()
+	}
+	codes, serverClose := c.results()
+	answered, unanswered, unansweredWritten, lost, dup := 0, 0, 0, 0, 0
+	for i, code := range codes {
+		if i >= nsent {
+			break // the last send failed: never on the wire
+		}
+		switch {
+		case code == codeOK:
+			answered++
+			if written[i] == 0 {
+				lost++
+			}
+		case code == 0:
+			unanswered++
+			if written[i] > 0 {
+				unansweredWritten++
+			}
+		}
+		if written[i] > 1 {
+			dup++
+		}
+	}
+	unblockedAt := ""
+	switch {
+	case snk != nil && !unblock:
+		unblockedAt = " (output never unblocked)"
+	case snk != nil:
+		unblockedAt = fmt.Sprintf(" (output unblocked %v after SIGTERM)", unblocked.Round(time.Millisecond))
+	}
+	t.Logf("window %d, SIGTERM after %d answers: %d sent, %d answered 200, %d unanswered (%d of them written anyway); serverclose %v; connection ended with %s %v after SIGTERM%s; a write then: %v",
+		window, stopAfter, nsent, answered, unanswered, unansweredWritten, serverClose, howEnded(c.err()), ended.Round(time.Millisecond), unblockedAt, errOr(werr, "no error"))
+	switch {
+	case snk != nil && !unblock:
+		if lost != answered || answered == 0 {
+			t.Errorf("%d of %d messages answered 200 lost; want all", lost, answered)
+		}
+	case lost > 0 || dup > 0:
+		t.Errorf("%d messages answered 200 and not written, %d written twice", lost, dup)
+	}
+	if unanswered > window {
+		t.Errorf("%d messages unanswered; the window is %d", unanswered, window)
+	}
+}
+
+// TestImrelpOversize records what imrelp does with long messages: it
+// answers 200 and keeps the first 8096 bytes, rsyslog's default
+// maxMessageSize, which no offer tells the client. imrelp's maxDataSize
+// alone does not change that; global(maxMessageSize) does.
+func TestImrelpOversize(t *testing.T) {
+	sizes := []int{8000, 8096, 8097, 20000, 200000}
+	tests := []struct {
+		name string
+		cfg  imrelpConfig
+		max  int // the longest message written whole
+	}{
+		{"defaults", imrelpConfig{}, 8096},
+		{`input(maxDataSize="256k")`, imrelpConfig{input: `maxDataSize="256k"`}, 8096},
+		{`global(maxMessageSize="256k")`, imrelpConfig{global: `maxMessageSize="256k"`}, 256 << 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := startImrelp(t, tt.cfg)
+			ctx := testContext(t)
+			c, _, err := dialTestClient(ctx, t, r.addr(), nil, 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, size := range sizes {
+				// A message of exactly size bytes, without a trailing LF.
+				msg := faultnet.AppendMessage([]byte("<13>Nov 25 12:00:00 host app: "), faultnet.Newline, i, size-29)
+				if _, err := c.send(ctx, msg[:len(msg)-1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r.stop()
+			data, err := os.ReadFile(r.out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			codes, _ := c.results()
+			var report []string
+			for i, size := range sizes {
+				got := -1
+				if i < len(lines) {
+					got = len(lines[i])
+				}
+				report = append(report, fmt.Sprintf("%d bytes: answered %d, %d written", size, codes[i], got))
+				if codes[i] != codeOK {
+					t.Errorf("a message of %d bytes answered %d; want 200", size, codes[i])
+				}
+				if want := min(size, tt.max); got != want {
+					t.Errorf("a message of %d bytes: %d written; want %d", size, got, want)
+				}
+			}
+			t.Logf("%s: %s", tt.name, strings.Join(report, "; "))
 		})
 	}
 }

@@ -26,12 +26,15 @@ type testClient struct {
 	nsent  int           // syslog messages sent; used by the writer only
 	wbuf   []byte
 
-	mu          sync.Mutex // guards the fields below
-	pending     []sentCmd  // commands not yet answered, oldest first
-	codes       []int      // the code answered to each message, 0 if none yet
-	answered    int        // messages answered
-	serverClose bool       // the server sent the serverclose hint
-	hints       []frame    // other hints from the server
+	mu          sync.Mutex    // guards the fields below
+	pending     []sentCmd     // commands not yet answered, oldest first
+	codes       []int         // the code answered to each message, 0 if none yet
+	times       []time.Time   // when each message was answered
+	answered    int           // messages answered
+	maxPending  int           // the most commands unanswered at any time
+	paused      chan struct{} // if not nil, the reader waits until it is closed
+	serverClose bool          // the server sent the serverclose hint
+	hints       []frame       // other hints from the server
 	opened      chan response
 	closeRsp    chan response
 	readErr     error         // why the reader stopped; io.EOF for a clean end
@@ -71,6 +74,7 @@ func dialTestClient(ctx context.Context, t *testing.T, addr string, conf *tls.Co
 	}
 	go c.read()
 	t.Cleanup(func() {
+		c.resume()
 		c.nc.Close()
 		<-c.readDone
 	})
@@ -105,6 +109,7 @@ func (c *testClient) command(ctx context.Context, cmd string, data []byte, msg i
 	}
 	c.mu.Lock()
 	c.pending = append(c.pending, sentCmd{txnr: c.txnr, cmd: cmd, msg: msg})
+	c.maxPending = max(c.maxPending, len(c.pending))
 	c.mu.Unlock()
 	c.wbuf = appendFrame(c.wbuf[:0], c.txnr, cmd, data)
 	c.txnr = nextTxnr(c.txnr)
@@ -120,6 +125,7 @@ func (c *testClient) send(ctx context.Context, msg []byte) (int, error) {
 	i := c.nsent
 	c.mu.Lock()
 	c.codes = append(c.codes, 0)
+	c.times = append(c.times, time.Time{})
 	c.mu.Unlock()
 	c.nsent++
 	return i, c.command(ctx, cmdSyslog, msg, i)
@@ -174,6 +180,51 @@ func (c *testClient) close(ctx context.Context) error {
 	return nil
 }
 
+// waitAnswered waits until n messages have been answered, or the reader
+// has stopped.
+func (c *testClient) waitAnswered(ctx context.Context, n int) error {
+	for {
+		c.mu.Lock()
+		got, ch := c.answered, c.changed
+		c.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-c.readDone:
+			return fmt.Errorf("%d messages answered of %d: %w", c.numAnswered(), n, c.err())
+		case <-ctx.Done():
+			return fmt.Errorf("%d messages answered of %d: %w", c.numAnswered(), n, ctx.Err())
+		}
+	}
+}
+
+func (c *testClient) numAnswered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.answered
+}
+
+// pause makes the reader stop reading before its next read, so that the
+// server's answers stay in the socket buffers; resume lets it go on.
+func (c *testClient) pause() {
+	c.mu.Lock()
+	if c.paused == nil {
+		c.paused = make(chan struct{})
+	}
+	c.mu.Unlock()
+}
+
+func (c *testClient) resume() {
+	c.mu.Lock()
+	if c.paused != nil {
+		close(c.paused)
+		c.paused = nil
+	}
+	c.mu.Unlock()
+}
+
 // err returns why the reader stopped, or nil.
 func (c *testClient) err() error {
 	c.mu.Lock()
@@ -196,6 +247,12 @@ func (c *testClient) read() {
 	buf := make([]byte, 32<<10)
 	var err error
 	for err == nil {
+		c.mu.Lock()
+		paused := c.paused
+		c.mu.Unlock()
+		if paused != nil {
+			<-paused
+		}
 		var n int
 		n, err = c.nc.Read(buf)
 		for b := buf[:n]; len(b) > 0; {
@@ -259,6 +316,7 @@ func (c *testClient) handle(f frame) error {
 		c.opened <- r
 	case cmdSyslog:
 		c.codes[cmd.msg] = r.code
+		c.times[cmd.msg] = time.Now()
 		c.answered++
 	}
 	return nil
