@@ -264,10 +264,10 @@ func (p *parser) parse(b []byte) (n int, f frame, ok bool, err error) {
 				}
 				p.dlen = p.dlen*10 + int(c-'0')
 				p.n++
-				if max := p.maxData(); p.dlen > max {
+				if limit := p.maxData(); p.dlen > limit {
 					// More digits can only make it larger: refuse now,
 					// before the peer sends the rest.
-					return i, frame{}, false, p.fail(i, "DATALEN", "at least "+strconv.Itoa(p.dlen)+" bytes, above the maximum of "+strconv.Itoa(max), errTooLarge)
+					return i, frame{}, false, p.fail(i, "DATALEN", "at least "+strconv.Itoa(p.dlen)+" bytes, above the maximum of "+strconv.Itoa(limit), errTooLarge)
 				}
 				i++
 				continue

@@ -79,10 +79,18 @@ func TestNextTxnr(t *testing.T) {
 }
 
 // parseChunks feeds the chunks to p in turn and returns copies of the
-// frames it yields, and the first error.
+// frames it yields, and the first error. Like a reader of a socket, it
+// reads each chunk into the same buffer, which it overwrites before the
+// next chunk: a parser that kept pointers into it would give wrong data.
 func parseChunks(p *parser, chunks ...[]byte) ([]frame, error) {
 	var frames []frame
-	for _, b := range chunks {
+	var scratch []byte
+	for _, chunk := range chunks {
+		for i := range scratch {
+			scratch[i] = 0xff
+		}
+		scratch = append(scratch[:0], chunk...)
+		b := scratch
 		for len(b) > 0 {
 			n, f, ok, err := p.parse(b)
 			if n < 0 || n > len(b) {
