@@ -415,6 +415,9 @@ func TestFakeServerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.waitConns(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
 	for i := 10; i < 20; i++ {
 		c2.send(ctx, testMessage(i))
 	}

@@ -608,6 +608,9 @@ func TestImrelpWindow(t *testing.T) {
 			c.mu.Lock()
 			maxPending := c.maxPending
 			c.mu.Unlock()
+			if tt.pause && maxPending < tt.n/2 {
+				t.Errorf("at most %d commands unanswered at once; want nearly all %d", maxPending, tt.n)
+			}
 			t.Logf("window %d: %d messages sent in %v, all answered 200 after %v; at most %d commands unanswered at once",
 				tt.window, tt.n, sent.Round(time.Millisecond), elapsed.Round(time.Millisecond), maxPending)
 		})

@@ -19,14 +19,14 @@ import (
 // to "open": the fake server's default.
 const imrelpOpenReply = "200 OK\nrelp_version=0\nrelp_software=librelp,1.11.0,http://librelp.adiscon.com\ncommands=syslog"
 
-// fakeOptions configure a fakeServer. The zero value behaves like imrelp
-// with librelp's defaults.
+// fakeOptions configure a fakeServer. With the zero value it answers as
+// imrelp does, except where fakeServer's documentation says otherwise.
 type fakeOptions struct {
 	// tls, if not nil, makes the server speak RELP over TLS.
 	tls *tls.Config
 	// openReply is the data of the rsp to "open"; empty means
-	// imrelpOpenReply. A reply whose code is not 200 refuses the session
-	// and closes the connection after it.
+	// imrelpOpenReply. A reply whose code is not 200 refuses the session:
+	// serverclose follows and the connection closes.
 	openReply string
 	// closeReply is the data of the rsp to "close"; librelp sends none
 	// ("N rsp 0"), the zero value.
@@ -35,8 +35,8 @@ type fakeOptions struct {
 	// after its rsp to "close".
 	noCloseHint bool
 	// maxData is the largest DATALEN accepted; 0 means defaultMaxData.
-	// A larger frame is a violation and aborts the session, as librelp
-	// does in its "abort" oversize mode.
+	// A larger frame is a violation and ends the session, as librelp
+	// does in its "abort" oversize mode (imrelp's default is to cut it).
 	maxData int
 	// answer, if not nil, chooses the status code and text of the rsp to
 	// each syslog message; nil answers 200 OK to all of them. It is
@@ -237,7 +237,7 @@ func (s *fakeServer) releaseAcks() {
 	s.mu.Unlock()
 }
 
-// setDelay delays every rsp written from now on by d.
+// setDelay delays every frame written from now on by d.
 func (s *fakeServer) setDelay(d time.Duration) {
 	s.mu.Lock()
 	s.delay = d
@@ -251,7 +251,9 @@ func (s *fakeServer) restart() error {
 	old, conns := s.ln, s.conns
 	s.ln = nil
 	s.mu.Unlock()
-	old.Close()
+	if old != nil {
+		old.Close()
+	}
 	for _, c := range conns {
 		c.reset()
 	}
