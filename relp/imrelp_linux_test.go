@@ -908,3 +908,79 @@ func TestImrelpOversize(t *testing.T) {
 		})
 	}
 }
+
+// TestImrelpRestart streams to imrelp, restarts rsyslogd with SIGTERM in
+// mid-stream, and sends again, in a new session, every message the first
+// session left unanswered, as a RELP client does: nothing may be lost,
+// and only a message written but unanswered may be written twice.
+func TestImrelpRestart(t *testing.T) {
+	const n, window, stopAfter = 30000, 128, 10000
+	r := startImrelp(t, imrelpConfig{})
+	ctx := testContext(t)
+	c1, _, err := dialTestClient(ctx, t, r.addr(), nil, window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan int, 1)
+	go func() {
+		i := 0
+		for ; i < n; i++ {
+			if _, err := c1.send(ctx, testMessage(i)); err != nil {
+				break
+			}
+		}
+		sent <- i
+	}()
+	if err := c1.waitAnswered(ctx, stopAfter); err != nil {
+		t.Fatal(err)
+	}
+	r.signal(syscall.SIGTERM)
+	<-c1.readDone
+	nsent := <-sent
+	r.wait()
+	r.start()
+
+	codes, _ := c1.results()
+	var again []int
+	for i := range nsent {
+		if codes[i] != codeOK {
+			again = append(again, i)
+		}
+	}
+	c2, _, err := dialTestClient(ctx, t, r.addr(), nil, window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range again {
+		if _, err := c2.send(ctx, testMessage(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := nsent; i < n; i++ {
+		if _, err := c2.send(ctx, testMessage(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c2.wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+	got := r.seqs()
+	lost, dup := 0, 0
+	for i := range n {
+		switch {
+		case got[i] == 0:
+			lost++
+		case got[i] > 1:
+			dup += got[i] - 1
+		}
+	}
+	t.Logf("%d messages; SIGTERM after %d answers; the first session sent %d and left %d unanswered, sent again after the restart; lost %d, written twice %d",
+		n, stopAfter, nsent, len(again), lost, dup)
+	if lost > 0 || dup > len(again) {
+		t.Errorf("lost %d, duplicated %d; want 0 lost and at most %d duplicated", lost, dup, len(again))
+	}
+}
