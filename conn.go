@@ -174,9 +174,10 @@ type Conn struct {
 	lingering *link            // a replaced link kept open for a waiting Read
 	ops       map[*op]struct{} // ops that the write deadline bounds
 
-	healing   atomic.Bool    // a background recovery is under way
-	bg        sync.WaitGroup // background recoveries; Add under mu, before Close
-	downSince atomic.Int64   // Unix nanoseconds since the current link is dead, 0 while up
+	refusal   atomic.Pointer[error] // a message the server refused, for the next call to report
+	healing   atomic.Bool           // a background recovery is under way
+	bg        sync.WaitGroup        // background recoveries; Add under mu, before Close
+	downSince atomic.Int64          // Unix nanoseconds since the current link is dead, 0 while up
 
 	st counters
 }
@@ -483,6 +484,12 @@ func (c *Conn) held() int {
 // check runs the liveness check of the Conn's mode on l: before every
 // Write, or in watch mode only after the watcher flagged l.
 func (c *Conn) check(l *link) {
+	if l.sess != nil {
+		if l.state == healthy && l.flagged.Load() {
+			c.died(l, *l.ended.Load(), true)
+		}
+		return
+	}
 	if l.state != healthy || c.cfg.op == 0 {
 		return
 	}
@@ -499,6 +506,11 @@ func (c *Conn) check(l *link) {
 // and marks l broken if it is.
 func (c *Conn) refresh(l *link) {
 	if !l.ackable || l.state != healthy {
+		return
+	}
+	if l.sess != nil {
+		c.trimTo(l.answered.Load())
+		c.check(l)
 		return
 	}
 	if r, ok := l.probe(opAcks | opState); ok {
@@ -763,6 +775,10 @@ func (c *Conn) settle(old *link) {
 	if !old.ackable || c.held() == 0 {
 		return
 	}
+	if old.sess != nil {
+		c.trimTo(old.answered.Load())
+		return
+	}
 	if r, ok := old.probe(opAcks); ok && r.ackOK {
 		c.trimTo(r.acked)
 	}
@@ -795,6 +811,9 @@ const maxWrite = 64 << 10
 // send writes what the ring holds and has not written on l, and returns
 // the number of messages it completed and their bytes.
 func (c *Conn) send(o *op, l *link) (int, int64, error) {
+	if l.sess != nil {
+		return c.sendFrames(o, l)
+	}
 	k, from := 0, int64(-1)
 	for {
 		c.lockRing()
@@ -822,6 +841,82 @@ func (c *Conn) send(o *op, l *link) (int, int64, error) {
 	}
 }
 
+// sendFrames is send in a session: it frames each message not yet written
+// on l, as many as the session's window lets wait for their answers, and
+// writes them in writes of about maxWrite bytes. Once the session reached
+// its limit of messages, it plans a move to a new session instead.
+func (c *Conn) sendFrames(o *op, l *link) (int, int64, error) {
+	k, bytes := 0, int64(0)
+	window, limit := int64(l.sess.Window()), l.sess.Limit()
+	for {
+		c.lockRing()
+		ms, mn := c.ring.ms, c.ring.mn
+		first := l.sessN + 1
+		buf := l.wbuf[:0]
+		n := 0
+		var size int64
+		scratch := l.scratch
+		for i := ms; i < mn && len(buf) < maxWrite; i++ {
+			if l.sessN+int64(n)-l.answered.Load() >= window || l.sessN+int64(n) >= limit {
+				break
+			}
+			a, b := c.ring.message(i)
+			msg := a
+			if len(b) > 0 {
+				scratch = append(append(scratch[:0], a...), b...)
+				msg = scratch
+				l.scratch = scratch
+			}
+			buf = l.sess.Append(buf, l.sessN+int64(n)+1, msg)
+			size += int64(len(msg))
+			n++
+		}
+		c.unlockRing()
+		l.wbuf = buf
+		if n == 0 {
+			if ms < mn && l.sessN >= limit {
+				c.plan(l, RedialRotation)
+			}
+			return k, bytes, nil
+		}
+		_, err := o.write(l, buf)
+		if err != nil {
+			// Frames may be cut on l: the session cannot go on.
+			c.died(l, err, false)
+			return k, bytes, err
+		}
+		l.sessN += int64(n)
+		c.lockRing()
+		c.ring.carried(n, first)
+		c.unlockRing()
+		k += n
+		bytes += size
+	}
+}
+
+// startSession starts the reader of l's session: it records the answers,
+// counts what the server refused, and marks l dead when the session ends,
+// waking the writer each time.
+func (c *Conn) startSession(l *link) {
+	l.readerDone = make(chan struct{})
+	go func() {
+		defer close(l.readerDone)
+		err := l.sess.Run(l.nc,
+			func(n int64) {
+				l.answered.Store(n)
+				c.w.signal()
+			},
+			func(n int64, err error) {
+				c.st.refused.Add(1)
+				c.st.setLastErr(err)
+				c.refusal.Store(&err)
+			})
+		l.ended.Store(&err)
+		l.flagged.Store(true)
+		c.w.signal()
+	}()
+}
+
 // install makes l the current link, in place of old.
 func (c *Conn) install(l *link, old *link) {
 	c.downSince.Store(0)
@@ -829,7 +924,7 @@ func (c *Conn) install(l *link, old *link) {
 		c.w.up()
 	}
 	c.mu.Lock()
-	if !c.rdl.IsZero() {
+	if !c.rdl.IsZero() && c.cfg.proto == nil {
 		l.nc.SetReadDeadline(c.rdl)
 	}
 	if wdl := c.linkWriteDeadline(); !wdl.IsZero() {
@@ -838,6 +933,9 @@ func (c *Conn) install(l *link, old *link) {
 	l.owner.Store(c)
 	c.cur.Store(l)
 	c.planMoves(l)
+	if l.sess != nil {
+		c.startSession(l)
+	}
 	drop := [2]*link{c.lingering}
 	c.lingering = nil
 	if old != nil {
@@ -1070,6 +1168,9 @@ func (c *Conn) Flush(ctx context.Context) error {
 	if c.closed.Load() {
 		return c.opError("flush", net.ErrClosed)
 	}
+	if err := c.reportRefusal(); err != nil {
+		return c.opError("flush", err)
+	}
 	o := c.newOp(c.life, ctx, time.Time{}, false)
 	defer o.end()
 	var f flushState
@@ -1169,6 +1270,9 @@ func (c *Conn) unconfirmed(err error, f *flushState) error {
 
 // Read reads from the current underlying connection. It never redials.
 func (c *Conn) Read(b []byte) (int, error) {
+	if c.cfg.proto != nil {
+		return 0, c.opError("read", errNoRead)
+	}
 	c.readers.Add(1)
 	defer c.readers.Add(-1)
 	for {
@@ -1205,6 +1309,18 @@ func (c *Conn) Read(b []byte) (int, error) {
 		}
 		return n, err
 	}
+}
+
+// errNoRead is the error of Read in a protocol with answers: the
+// session's reader has the connection.
+var errNoRead = errors.New("reconn: Read: the protocol reads the server's answers itself")
+
+// reportRefusal returns, once, the error of a message the server refused.
+func (c *Conn) reportRefusal() error {
+	if e := c.refusal.Swap(nil); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // waitConnected waits until an Async Conn has its first connection, the
@@ -1277,7 +1393,10 @@ func (c *Conn) Close() error {
 	}
 	for _, l := range [...]*link{c.cur.Load(), c.lingering} {
 		if l != nil {
-			l.nc.SetReadDeadline(aLongTimeAgo)
+			if c.cfg.proto == nil {
+				// In a protocol session, the session reads, until the end.
+				l.nc.SetReadDeadline(aLongTimeAgo)
+			}
 			if !stop.IsZero() {
 				l.nc.SetWriteDeadline(stop)
 			}
@@ -1297,6 +1416,14 @@ func (c *Conn) Close() error {
 	}
 	if c.lockCtx(c.base) == nil {
 		defer c.unlock()
+		if l := c.cur.Load(); l.sess != nil && l.state == healthy {
+			ctx, cancel := context.WithDeadline(c.base, c.flushDL)
+			l.sess.Close(ctx, l.nc, l.sessN)
+			cancel()
+		}
+	}
+	if err == nil {
+		err = c.reportRefusal()
 	}
 	c.mu.Lock()
 	links := [...]*link{c.cur.Load(), c.lingering}
@@ -1383,7 +1510,7 @@ func (c *Conn) setDeadline(t time.Time, r, w bool) error {
 		return c.opError("set", net.ErrClosed)
 	}
 	links := [...]*link{c.cur.Load(), c.lingering}
-	if r {
+	if r && c.cfg.proto == nil {
 		c.rdl = t
 		for _, l := range links {
 			if l != nil {

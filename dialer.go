@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/reconn/reconn/internal/proto"
 )
 
 // ContextDialer makes the underlying connections of a Conn. *net.Dialer
@@ -357,12 +359,42 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 }
 
 func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, error) {
+	return d.dialWith(ctx, network, address, nil)
+}
+
+func init() {
+	proto.Dial = func(ctx context.Context, d any, p proto.Protocol, network, address string) (net.Conn, error) {
+		rd, _ := d.(*Dialer)
+		if rd == nil {
+			rd = new(Dialer)
+		}
+		c, err := rd.dialWith(ctx, network, address, p)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// dialWith is DialContext, speaking p on each connection if p is not nil.
+// A Conn with a protocol always sends from its writer, as with Async: the
+// protocol's answers come while it writes.
+func (d *Dialer) dialWith(ctx context.Context, network, address string, p proto.Protocol) (*Conn, error) {
 	if ctx == nil {
 		panic("reconn: nil context")
 	}
-	cfg, err := d.resolve(network, address)
+	dd := *d
+	if p != nil {
+		dd.Async = true
+	}
+	cfg, err := dd.resolve(network, address)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: dialAddr{network, address}, Err: err}
+	}
+	if p != nil {
+		// The session's reader finds the end of a connection: no check of
+		// the socket, no watch.
+		cfg.proto, cfg.op, cfg.watch = p, 0, false
 	}
 	if cfg.async {
 		c := newConn(cfg, ctx)
@@ -397,9 +429,10 @@ type config struct {
 	maxBackoff      time.Duration
 	replay          int64
 	flushTimeout    time.Duration
-	failback        time.Duration // 0 without failback
-	lifetime        time.Duration // ConnMaxLifetime; 0 without
-	handoff         time.Duration // negative for no wait
+	failback        time.Duration  // 0 without failback
+	lifetime        time.Duration  // ConnMaxLifetime; 0 without
+	handoff         time.Duration  // negative for no wait
+	proto           proto.Protocol // nil for the stream itself
 	async           bool
 	failWhenFull    bool
 	onFull          func()

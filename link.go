@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/reconn/reconn/internal/proto"
 )
 
 // link is one underlying connection.
@@ -28,6 +30,16 @@ type link struct {
 	placeholder bool        // stands for the connection an Async Conn has not made yet
 	addr        int         // index in config.addrs of the address dialed
 	expire      *time.Timer // ends the link's life (ConnMaxLifetime); set once, before the link is shared
+
+	// A session of an application protocol (see internal/proto), if the
+	// Conn speaks one: its answers, not the kernel's, acknowledge.
+	sess       proto.Session
+	sessN      int64                 // messages written in the session; guarded by Conn.tok
+	answered   atomic.Int64          // messages 1 to answered of the session are answered
+	ended      atomic.Pointer[error] // why the session ended
+	readerDone chan struct{}         // closed when the session's reader has returned; nil before it starts
+	wbuf       []byte                // frames being written; guarded by Conn.tok
+	scratch    []byte                // a message that wraps in the ring; guarded by Conn.tok
 
 	owner    atomic.Pointer[Conn] // the Conn the link serves, for the watcher
 	watched  bool                 // registered with the watcher at dial; never changes
@@ -100,6 +112,15 @@ func (cfg *config) dialLink(ctx context.Context, i int) (*link, error) {
 		}
 		l.nc = tc
 	}
+	if cfg.proto != nil {
+		sess, err := cfg.proto.Open(ctx, l.nc)
+		if err != nil {
+			l.unwatch()
+			l.nc.Close()
+			return nil, err
+		}
+		l.sess, l.ackable = sess, true
+	}
 	return l, nil
 }
 
@@ -108,8 +129,12 @@ func (cfg *config) dialLink(ctx context.Context, i int) (*link, error) {
 // include/net/tcp.h).
 const maxKeepAlive = 32767 * time.Second
 
-// sentNow is the number of bytes written on the socket by reconn.
+// sentNow is the number of bytes written on the socket by reconn, or, in
+// a session, the number of messages.
 func (l *link) sentNow() int64 {
+	if l.sess != nil {
+		return l.sessN
+	}
 	if l.cc != nil {
 		return l.cc.n.Load()
 	}
@@ -138,8 +163,8 @@ func (l *link) kill(cause error) {
 
 // closeWrite half-closes the link: close_notify under TLS, then FIN.
 func (l *link) closeWrite() {
-	if l.wclosed {
-		return
+	if l.wclosed || l.sess != nil {
+		return // a session ends with its protocol's close instead
 	}
 	l.wclosed = true
 	if tc, ok := l.nc.(*tls.Conn); ok {
@@ -176,7 +201,11 @@ func (l *link) close() error {
 		l.expire.Stop()
 	}
 	l.unwatch()
-	return l.nc.Close()
+	err := l.nc.Close()
+	if l.readerDone != nil {
+		<-l.readerDone // the session's reader returns once the socket is closed
+	}
+	return err
 }
 
 // placeholderLink stands for the first connection of an Async Conn until

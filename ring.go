@@ -150,6 +150,37 @@ func (r *ring) advance(n int, before, after int64, exact bool) {
 	}
 }
 
+// message returns the bytes of the i-th held message (0 is the oldest):
+// one span, or two where it wraps around the end of the buffer.
+func (r *ring) message(i int) (a, b []byte) {
+	from := r.start
+	if i > 0 {
+		from = r.at(i - 1).end
+	}
+	n := int(r.at(i).end - from)
+	a = r.span(from, n)
+	if len(a) < n {
+		b = r.span(from+int64(len(a)), n-len(a))
+	}
+	return a, b
+}
+
+// carried records that the k held messages after the ms already on the
+// current link were written on it, as its messages first, first+1, and so
+// on: a protocol that frames each message counts messages, not bytes.
+func (r *ring) carried(k int, first int64) {
+	for j := 0; j < k; j++ {
+		r.at(r.ms).linkEnd = first + int64(j)
+		r.ms++
+	}
+	if r.ms > 0 {
+		r.sent = r.at(r.ms - 1).end
+	} else {
+		r.sent = r.start
+	}
+	r.hw = max(r.hw, r.sent)
+}
+
 // upTo returns the number of held messages, and their bytes, that end at
 // or before stream offset off.
 func (r *ring) upTo(off int64) (int, int64) {

@@ -39,6 +39,10 @@ type Stats struct {
 	// was full, with Dialer.FailWhenFull.
 	Rejected int64
 
+	// Refused counts the messages that the server application answered
+	// with an error, in a protocol with answers (package relp).
+	Refused int64
+
 	ResentMessages int64 // messages re-sent after a redial
 	ResentBytes    int64 // their bytes
 
@@ -66,7 +70,7 @@ type counters struct {
 	messages, bytes                  atomic.Int64
 	confirmed, confirmedBytes        atomic.Int64 // messages that left the replay buffer
 	resentMessages, resentBytes      atomic.Int64
-	rejected                         atomic.Int64
+	rejected, refused                atomic.Int64
 	failovers, failbacks, rotations  atomic.Int64
 	lastErr                          atomic.Pointer[error]
 }
@@ -85,6 +89,7 @@ func (s *counters) snapshot(replay bool) Stats {
 		ResentMessages: s.resentMessages.Load(),
 		ResentBytes:    s.resentBytes.Load(),
 		Rejected:       s.rejected.Load(),
+		Refused:        s.refused.Load(),
 		Failovers:      s.failovers.Load(),
 		Failbacks:      s.failbacks.Load(),
 		Rotations:      s.rotations.Load(),

@@ -157,7 +157,7 @@ func (w *writer) pump() bool {
 			continue // l is dead: redial
 		}
 		c.lockRing()
-		trim := c.ring.usage() >= c.trimAt || w.roomWait.Load() > 0
+		trim := c.ring.usage() >= c.trimAt || w.roomWait.Load() > 0 || l.sess != nil
 		c.unlockRing()
 		if trim {
 			c.refresh(l)
@@ -178,10 +178,13 @@ func (c *Conn) writeAsync(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	if int64(len(b))+heldSize > c.ring.max {
+	if int64(len(b))+heldSize > c.ring.max || (c.cfg.proto != nil && len(b) > c.cfg.proto.MaxMessage()) {
 		return 0, c.writeError(ErrTooLarge)
 	}
 	if err := c.w.err(); err != nil {
+		return 0, c.writeError(err)
+	}
+	if err := c.reportRefusal(); err != nil {
 		return 0, c.writeError(err)
 	}
 	if c.deadlinePassed() {

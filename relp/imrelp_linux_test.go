@@ -40,6 +40,8 @@ type imrelpConfig struct {
 	// global holds extra parameters of global(), such as
 	// maxMessageSize="256k".
 	global string
+	// extra holds more configuration lines, such as another input.
+	extra string
 	// forward, if not nil, makes the action forward each message over
 	// TCP to the sink instead of writing it to a file, so that the test
 	// decides when output flows.
@@ -50,7 +52,7 @@ type imrelpConfig struct {
 // loopback port and writes each message's raw text and a newline to a
 // file, or forwards it to a sink.
 type imrelpd struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	dir  string
 	port int
@@ -64,7 +66,7 @@ type imrelpd struct {
 
 // startImrelp starts rsyslogd with imrelp and waits until it listens.
 // The test skips if rsyslogd or its RELP module is not installed.
-func startImrelp(t *testing.T, cfg imrelpConfig) *imrelpd {
+func startImrelp(t testing.TB, cfg imrelpConfig) *imrelpd {
 	t.Helper()
 	bin, err := exec.LookPath("rsyslogd")
 	if err != nil {
@@ -101,7 +103,8 @@ module(load="imrelp" %s)
 input(type="imrelp" address="127.0.0.1" port="%d" %s)
 template(name="raw" type="string" string="%%rawmsg%%\n")
 %s
-`, dir, cfg.global, cfg.mainQueue, cfg.module, port, cfg.input, action)
+%s
+`, dir, cfg.global, cfg.mainQueue, cfg.module, port, cfg.input, action, cfg.extra)
 	if err := os.WriteFile(filepath.Join(dir, "rsyslog.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +238,7 @@ func (r *imrelpd) seqs() map[int]int {
 	return countSeqs(r.t, f)
 }
 
-func countSeqs(t *testing.T, rd io.Reader) map[int]int {
+func countSeqs(t testing.TB, rd io.Reader) map[int]int {
 	t.Helper()
 	got := make(map[int]int)
 	sc := bufio.NewScanner(rd)

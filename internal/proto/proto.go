@@ -1,0 +1,53 @@
+// Package proto lets a protocol with acknowledgements from the server
+// application, such as RELP (package relp), run on reconn's redial and
+// replay: the Conn keeps its replay buffer, backoff and bounds, and the
+// protocol frames each message and tells which the server answered.
+package proto
+
+import (
+	"context"
+	"net"
+)
+
+// A Protocol starts a session on each connection of a Conn.
+type Protocol interface {
+	// Open starts a session on nc, which the Conn has just dialed (TLS
+	// included), bounded by ctx. It may write to nc and read from it
+	// until the session is up; afterwards only Session.Run reads.
+	Open(ctx context.Context, nc net.Conn) (Session, error)
+
+	// MaxMessage is the longest message a session carries; a longer
+	// Write fails with reconn.ErrTooLarge.
+	MaxMessage() int
+}
+
+// A Session is one protocol session over one connection. The Conn calls
+// Append and Close from the goroutine that writes, and Run from a
+// goroutine of its own.
+type Session interface {
+	// Append appends to dst the frame of msg, the n-th message of the
+	// session (1 for the first), and returns the extended slice.
+	Append(dst []byte, n int64, msg []byte) []byte
+
+	// Run reads the server's frames until the session ends, and returns
+	// why. It calls acked(n) once messages 1 to n of the session have
+	// been answered, in order, and refused(n, err) for a message the
+	// server answered with an error, before the acked call that covers
+	// it.
+	Run(nc net.Conn, acked func(n int64), refused func(n int64, err error)) error
+
+	// Window is the most messages that may wait for their answers.
+	Window() int
+
+	// Limit is the most messages one session may carry; the Conn moves
+	// to a new session before.
+	Limit() int64
+
+	// Close ends the session, after message n, as the protocol does,
+	// bounded by ctx.
+	Close(ctx context.Context, nc net.Conn, n int64) error
+}
+
+// Dial is set by package reconn: it dials as reconn.Dialer.DialContext
+// does, with d a *reconn.Dialer, and returns a *reconn.Conn that speaks p.
+var Dial func(ctx context.Context, d any, p Protocol, network, address string) (net.Conn, error)
