@@ -1,0 +1,327 @@
+//go:build linux
+
+package syslogtest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reconn/reconn/faultnet"
+	"golang.org/x/sys/unix"
+)
+
+// A Server is a private syslog server listening on a loopback TCP port and
+// writing each message it parses as one line of a file. Its methods may be
+// called from any goroutine.
+type Server struct {
+	name string // "rsyslogd" or "syslog-ng"
+	dir  string
+	port int
+	argv []string
+	env  []string
+	out  string // the file of parsed messages
+	tls  bool   // connections carry TLS: unread data is counted in bytes only
+
+	mu          sync.Mutex // guards the fields below
+	cmd         *exec.Cmd
+	exited      chan struct{} // closed when cmd has exited
+	unread      map[int]bool  // messages left unread in its sockets when it stopped
+	unreadBytes int64
+	err         error // why a freeze or a restart failed
+}
+
+// newServer runs argv in dir until the test ends, and waits until it
+// listens on port.
+func newServer(t testing.TB, name, dir string, port int, argv, env []string, tls bool) *Server {
+	t.Helper()
+	s := &Server{
+		name: name, dir: dir, port: port, argv: argv, env: env, tls: tls,
+		out:    filepath.Join(dir, "out.log"),
+		unread: make(map[int]bool),
+	}
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Addr is the server's address, "127.0.0.1:port".
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// Dir is the server's directory, where its configuration, its output and
+// its log are.
+func (s *Server) Dir() string { return s.dir }
+
+// start runs the server and waits until it accepts a connection.
+func (s *Server) start() error {
+	logf, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(s.argv[0], s.argv[1:]...)
+	cmd.Env = append(os.Environ(), s.env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", s.name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
+	// Neither server signals readiness: connect, backing off, until it
+	// accepts, it exits, or 20 seconds have passed.
+	for d, until := time.Millisecond, time.Now().Add(20*time.Second); ; d = min(2*d, 50*time.Millisecond) {
+		c, err := net.Dial("tcp", s.Addr())
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited at start (%v); its log:\n%s", s.name, cmd.ProcessState, s.Log())
+		default:
+		}
+		if time.Now().After(until) {
+			return fmt.Errorf("%s did not listen on %s: %v; its log:\n%s", s.name, s.Addr(), err, s.Log())
+		}
+		time.Sleep(d)
+	}
+}
+
+// Log returns what the server printed.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
+	return string(b)
+}
+
+// Stop ends the server as its init script would, with SIGTERM, after
+// recording what it left unread in its connections (see the package
+// documentation). A failure to record is reported by Err.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	if err := s.freeze(cmd.Process.Pid); err != nil {
+		s.fail(err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		s.fail(fmt.Errorf("%s did not exit within 60s of SIGTERM", s.name))
+	}
+}
+
+// Restart stops the server and starts it again on the same port.
+func (s *Server) Restart() error {
+	s.Stop()
+	err := s.start()
+	if err != nil {
+		s.fail(err)
+	}
+	return err
+}
+
+func (s *Server) fail(err error) {
+	s.mu.Lock()
+	s.err = errors.Join(s.err, err)
+	s.mu.Unlock()
+}
+
+// Err returns why recording the unread data or a restart failed, if one
+// did.
+func (s *Server) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Unread returns the messages the server left unread in its connections
+// when it stopped, and their bytes. Under TLS only the bytes are known.
+func (s *Server) Unread() (map[int]bool, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[int]bool, len(s.unread))
+	for k := range s.unread {
+		m[k] = true
+	}
+	return m, s.unreadBytes
+}
+
+// freeze records the messages waiting unread in the server's connections.
+func (s *Server) freeze(pid int) error {
+	inodes := s.connInodes(pid)
+	if len(inodes) == 0 {
+		return nil
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_open: %w", err)
+	}
+	defer unix.Close(pidfd)
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	buf := make([]byte, 16<<20)
+	for _, e := range fds {
+		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		if !inodes[link] {
+			continue
+		}
+		target, _ := strconv.Atoi(e.Name())
+		fd, err := unix.PidfdGetfd(pidfd, target, 0)
+		if err != nil {
+			return fmt.Errorf("pidfd_getfd: %w", err)
+		}
+		err = unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{
+			Len:    1,
+			Filter: &[]unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}[0],
+		})
+		if err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("attaching the drop filter: %w", err)
+		}
+		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		unix.Close(fd)
+		if err != nil || n <= 0 {
+			continue
+		}
+		s.markUnread(buf[:n])
+	}
+	return nil
+}
+
+// markUnread records the messages in b, a peek at a socket's queue: each
+// sequence number in it, and the one before the first, which may have
+// begun in what the server already read.
+func (s *Server) markUnread(b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unreadBytes += int64(len(b))
+	if s.tls {
+		return
+	}
+	first := true
+	for {
+		i := bytes.Index(b, []byte("seq="))
+		if i < 0 {
+			return
+		}
+		b = b[i:]
+		if seq, ok := faultnet.ParseSeq(b); ok {
+			if first && seq > 0 {
+				s.unread[seq-1] = true
+			}
+			s.unread[seq] = true
+			first = false
+		}
+		b = b[len("seq="):]
+	}
+}
+
+// connInodes returns the socket inodes ("socket:[N]") of the server's
+// established connections on its port.
+func (s *Server) connInodes(pid int) map[string]bool {
+	inodes := make(map[string]bool)
+	for _, f := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) < 10 || fields[3] != "01" { // ESTABLISHED
+				continue
+			}
+			local := fields[1]
+			port, err := strconv.ParseUint(local[strings.LastIndexByte(local, ':')+1:], 16, 16)
+			if err != nil || int(port) != s.port {
+				continue
+			}
+			inodes["socket:["+fields[9]+"]"] = true
+		}
+	}
+	return inodes
+}
+
+// WaitSeq waits until message seq is in the output's tail, or the output
+// has not grown for 3 seconds, or 60 seconds have passed. It reports
+// whether seq arrived.
+func (s *Server) WaitSeq(seq int) bool {
+	want := []byte(fmt.Sprintf("seq=%d ", seq))
+	var size int64 = -1
+	still := time.Now()
+	for until := time.Now().Add(60 * time.Second); time.Now().Before(until); time.Sleep(10 * time.Millisecond) {
+		fi, err := os.Stat(s.out)
+		if err != nil || fi.Size() == size {
+			if time.Since(still) > 3*time.Second {
+				return false
+			}
+			continue
+		}
+		size, still = fi.Size(), time.Now()
+		f, err := os.Open(s.out)
+		if err != nil {
+			continue
+		}
+		tail := make([]byte, min(size, 8192))
+		f.ReadAt(tail, size-int64(len(tail)))
+		f.Close()
+		if bytes.Contains(tail, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// Lines returns the lines of the server's output.
+func (s *Server) Lines() ([]string, error) {
+	f, err := os.Open(s.out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines, sc.Err()
+}

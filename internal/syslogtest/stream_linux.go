@@ -1,0 +1,141 @@
+//go:build linux
+
+package syslogtest
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reconn/reconn/faultnet"
+)
+
+// A Stream is a client's run against a Server that restarts.
+type Stream struct {
+	Total    int // messages, numbered 0 to Total-1
+	Restarts int // restarts, at evenly spaced points of the stream
+
+	// Rate, if positive, paces the writer at that many messages per
+	// second; a writer held up (by a redial, say) goes on at the same
+	// pace without catching up. Zero is full speed.
+	Rate int
+
+	// Write sends message seq; each message must carry "seq=<seq> "
+	// (see faultnet.AppendMessage). Close ends the client once every
+	// message is written; for a client that confirms delivery, it
+	// returns once the server's kernel has them all.
+	Write func(seq int) error
+	Close func() error
+}
+
+// A Result is what a Stream lost and duplicated.
+type Result struct {
+	Sent     int
+	Received int // distinct messages in the server's output
+	// Lost were neither received nor left unread by the server when it
+	// stopped: a client that redials and re-sends would have saved them.
+	Lost int
+	// Unread were not received, and were in the server's receive buffer,
+	// acknowledged but unread, when it stopped: no TCP client could have
+	// saved them. Under TLS, where they cannot be told apart, it is zero
+	// and UnreadBytes says how much was left.
+	Unread      int
+	UnreadBytes int64
+	Duplicated  int
+	WriteErrors int   // failed Writes
+	CloseErr    error // what Close returned
+	FirstLost   []int // up to 20 lost sequence numbers
+	Elapsed     time.Duration
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("sent %d, received %d, lost %d, unread by the server %d (%d bytes), duplicated %d, write errors %d, close: %v, in %v",
+		r.Sent, r.Received, r.Lost, r.Unread, r.UnreadBytes, r.Duplicated, r.WriteErrors, r.CloseErr, r.Elapsed.Round(time.Millisecond))
+}
+
+// Run writes st.Total messages and, from another goroutine, restarts s
+// each time the writer passes one of st.Restarts cut points, so that the
+// writer goes on meanwhile. Once the client is closed it waits for the
+// last message to reach the output (or for the output to stop growing),
+// stops s, and counts each message in the output. It skips the test if
+// the unread data cannot be measured (not root).
+func (s *Server) Run(t testing.TB, st Stream) Result {
+	t.Helper()
+	cut := make(chan struct{}, st.Restarts)
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		for range st.Restarts {
+			<-cut
+			if s.Restart() != nil {
+				return // the error is in s.Err
+			}
+		}
+	}()
+	r := Result{Sent: st.Total}
+	every := st.Total / (st.Restarts + 1)
+	start := time.Now()
+	next := start
+	var interval time.Duration
+	if st.Rate > 0 {
+		interval = time.Second / time.Duration(st.Rate)
+	}
+	for seq := range st.Total {
+		if seq > 0 && seq%every == 0 && seq/every <= st.Restarts {
+			cut <- struct{}{}
+		}
+		if interval > 0 {
+			next = next.Add(interval)
+			if d := time.Until(next); d > time.Millisecond {
+				time.Sleep(d)
+			} else if d < -10*time.Millisecond {
+				next = time.Now() // held up: no burst to catch up
+			}
+		}
+		if err := st.Write(seq); err != nil {
+			if r.WriteErrors == 0 {
+				t.Logf("first write error, seq %d: %v", seq, err)
+			}
+			r.WriteErrors++
+		}
+	}
+	<-restarted
+	r.CloseErr = st.Close()
+	r.Elapsed = time.Since(start)
+	s.WaitSeq(st.Total - 1)
+	s.Stop()
+	if err := s.Err(); errors.Is(err, syscall.EPERM) {
+		t.Skipf("measuring what %s left unread needs CAP_NET_ADMIN and ptrace rights: %v", s.name, err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := s.Lines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[int]int, st.Total)
+	for _, l := range lines {
+		if seq, ok := faultnet.ParseSeq([]byte(l)); ok {
+			got[seq]++
+		}
+	}
+	unread, unreadBytes := s.Unread()
+	r.UnreadBytes = unreadBytes
+	for seq := range st.Total {
+		switch n := got[seq]; {
+		case n == 0 && unread[seq]:
+			r.Unread++
+		case n == 0:
+			r.Lost++
+			if len(r.FirstLost) < 20 {
+				r.FirstLost = append(r.FirstLost, seq)
+			}
+		default:
+			r.Received++
+			r.Duplicated += n - 1
+		}
+	}
+	return r
+}
