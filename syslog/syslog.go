@@ -1,0 +1,365 @@
+// Package syslog is the standard library's log/syslog with the same API,
+// the same names and the same messages on the wire, that stops losing
+// messages when a TCP syslog server restarts.
+//
+// Changing the import path from "log/syslog" to
+// "github.com/reconn/reconn/syslog" is enough: a program that compiles
+// against log/syslog compiles against this package, and sends the same
+// bytes by default.
+//
+// # Delivery
+//
+// On the stream networks ("tcp", "tcp4", "tcp6" and "unix"), a Writer
+// writes through a *reconn.Conn: before each message it learns from the
+// kernel whether the connection died, redials with backoff, and re-sends
+// every message the old server's kernel had not acknowledged. Once a
+// write returns nil, the message is delivered at least once, in order, to
+// the server's kernel, unless Close or Flush later reports it unconfirmed.
+// A message the server's kernel acknowledged but the server never read
+// (still in its receive buffer when it stopped) is lost to any TCP
+// client; see the reconn package for the guarantee and its limits.
+//
+// log/syslog instead retries a message once after a write fails. The
+// write that fails is not the first one after the server went away, so
+// every message the send buffer accepted in between is lost without an
+// error.
+//
+// A write to a stream network blocks while the server is down, redialing,
+// up to reconn.Dialer.RedialTimeout (30 seconds by default); log/syslog
+// fails at once and drops the message.
+//
+// The datagram networks ("udp", "udp4", "udp6", "unixgram") and the local
+// syslog daemon (an empty network) work as in log/syslog, with no
+// delivery guarantee: a message is sent once, and sent again on a new
+// connection only if the write fails.
+//
+// # Beyond log/syslog
+//
+// DialConfig takes a Config that selects the RFC 5424 format, octet
+// counting (RFC 6587), TLS (RFC 5425) and every transport option of
+// reconn.Dialer. NewHandler makes a log/slog Handler that writes each
+// record as one message. Writer.Flush waits until everything written has
+// reached the server's kernel.
+//
+// # Messages
+//
+// Each write is one message. On a stream network with newline framing
+// (the default, as in log/syslog), a newline ends each message: one is
+// added when the message does not end with one, and a newline inside the
+// message is sent as the four characters "#012", as rsyslog records a
+// newline it receives inside a message, so that one write is never split
+// into two messages. With octet counting, and on datagram networks, a
+// message is sent as it is.
+//
+// The tag, and a hostname set in Config, must be printable US-ASCII
+// characters that the format allows in that field (see Dial and Config);
+// a Writer never sends a malformed header. A message that cannot fit the
+// transport fails the write: on a datagram network with the error of the
+// socket (EMSGSIZE), as log/syslog does; on a stream network with
+// reconn.ErrTooLarge when it is larger than reconn.Dialer.ReplayBuffer.
+//
+// # Platforms
+//
+// log/syslog does not exist on Windows, Plan 9, js and wasip1. This
+// package builds everywhere; there, New and NewLogger, and Dial with an
+// empty network, fail with an error, since there is no local syslog
+// daemon. On js and wasip1 every network fails at dial time, as net.Dial
+// does there.
+package syslog
+
+import (
+	"context"
+	"errors"
+	"log"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/reconn/reconn"
+)
+
+// The Priority is a combination of the syslog facility and severity. For
+// example, LOG_ALERT | LOG_FTP sends an alert severity message from the
+// FTP facility. The default severity is LOG_EMERG; the default facility is
+// LOG_KERN. The values are those of log/syslog.
+type Priority int
+
+const (
+	severityMask = 0x07
+	facilityMask = 0xf8
+)
+
+// Severities, from /usr/include/sys/syslog.h; they are the same on Linux,
+// BSD and macOS.
+const (
+	LOG_EMERG Priority = iota
+	LOG_ALERT
+	LOG_CRIT
+	LOG_ERR
+	LOG_WARNING
+	LOG_NOTICE
+	LOG_INFO
+	LOG_DEBUG
+)
+
+// Facilities, from /usr/include/sys/syslog.h; they are the same up to
+// LOG_FTP on Linux, BSD and macOS.
+const (
+	LOG_KERN Priority = iota << 3
+	LOG_USER
+	LOG_MAIL
+	LOG_DAEMON
+	LOG_AUTH
+	LOG_SYSLOG
+	LOG_LPR
+	LOG_NEWS
+	LOG_UUCP
+	LOG_CRON
+	LOG_AUTHPRIV
+	LOG_FTP
+	_ // unused
+	_ // unused
+	_ // unused
+	_ // unused
+	LOG_LOCAL0
+	LOG_LOCAL1
+	LOG_LOCAL2
+	LOG_LOCAL3
+	LOG_LOCAL4
+	LOG_LOCAL5
+	LOG_LOCAL6
+	LOG_LOCAL7
+)
+
+// A Writer is a connection to a syslog server. Multiple goroutines may
+// invoke methods on a Writer simultaneously; each call sends one message.
+type Writer struct {
+	priority       Priority
+	network, raddr string
+	stream         bool           // the network goes through reconn
+	dialer         *reconn.Dialer // for stream networks
+	f              frame          // fixed once Dial returns
+
+	mu   sync.Mutex // guards conn; held for a whole write on datagram and local connections
+	conn net.Conn   // a *reconn.Conn on stream networks; nil once closed
+}
+
+// New establishes a new connection to the system log daemon. Each write
+// to the returned writer sends a log message with the given priority (a
+// combination of the syslog facility and severity) and prefix tag. If tag
+// is empty, os.Args[0] is used.
+//
+// The local daemon is reached as log/syslog reaches it, with no delivery
+// guarantee. On Windows, Plan 9, js and wasip1, New fails.
+func New(priority Priority, tag string) (*Writer, error) {
+	return Dial("", "", priority, tag)
+}
+
+// Dial establishes a connection to a log daemon by connecting to address
+// raddr on the specified network. Each write to the returned writer sends
+// a log message with the facility and severity (from priority) and tag. If
+// tag is empty, os.Args[0] is used, with every character the format does
+// not allow in a tag replaced by '_'. If network is empty, Dial connects to
+// the local syslog server (not on Windows, Plan 9, js and wasip1).
+// Otherwise, see the documentation for net.Dial for valid values of
+// network and raddr.
+//
+// "tcp", "tcp4", "tcp6" and "unix" go through a *reconn.Conn made by a
+// zero reconn.Dialer; every other network is dialed as log/syslog dials
+// it. Dial is DialConfig with a nil Config.
+//
+// A tag must be printable US-ASCII without ':', '[' and ']', which end a
+// tag in the RFC 3164 header; any other tag fails Dial. An invalid
+// priority also fails Dial, as in log/syslog.
+func Dial(network, raddr string, priority Priority, tag string) (*Writer, error) {
+	return DialConfig(network, raddr, priority, tag, nil)
+}
+
+// NewLogger creates a log.Logger whose output is written to the system
+// log service with the specified priority, a combination of the syslog
+// facility and severity. The logFlag argument is the flag set passed
+// through to log.New to create the Logger. It fails where New does.
+func NewLogger(p Priority, logFlag int) (*log.Logger, error) {
+	s, err := New(p, "")
+	if err != nil {
+		return nil, err
+	}
+	return log.New(s, "", logFlag), nil
+}
+
+// errPriority is returned by Dial for a priority that is not a facility
+// and a severity.
+var errPriority = errors.New("syslog: invalid priority")
+
+// connect makes a connection to the syslog server. w.mu is held.
+func (w *Writer) connect() error {
+	if w.conn != nil {
+		// As in log/syslog: the old connection is of no more use.
+		w.conn.Close()
+		w.conn = nil
+	}
+	var (
+		c   net.Conn
+		err error
+	)
+	switch {
+	case w.network == "":
+		c, err = dialLocal()
+	case w.stream:
+		c, err = w.dialer.DialContext(context.Background(), w.network, w.raddr)
+	default:
+		c, err = net.Dial(w.network, w.raddr)
+	}
+	if err != nil {
+		return err
+	}
+	w.conn = c
+	return nil
+}
+
+// Write sends a log message to the syslog daemon, with the Writer's
+// priority. It returns len(b) once the message is written.
+//
+// As in log/syslog, a Write after Close connects again.
+func (w *Writer) Write(b []byte) (int, error) {
+	if err := send(w, w.priority, b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Close closes the connection to the syslog daemon. On a stream network
+// it first waits until the server's kernel has acknowledged every message
+// written, up to reconn.Dialer.FlushTimeout (15 seconds by default),
+// redialing and replaying if the server restarts meanwhile; if it gives
+// up, Close returns a *net.OpError wrapping a *reconn.UnconfirmedError
+// that counts the messages not confirmed. Close ends the writes still in
+// progress on other goroutines.
+//
+// As in log/syslog, Close on a closed Writer returns nil, and a write
+// after Close connects again.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	c := w.conn
+	w.conn = nil
+	w.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Close()
+}
+
+// Flush waits until the server's kernel has acknowledged every message
+// written before the call, redialing and replaying if the server restarts
+// meanwhile, or until ctx is done. If it gives up, it returns a
+// *net.OpError wrapping a *reconn.UnconfirmedError. On datagram networks
+// and the local syslog, and on a closed Writer, there is nothing to wait
+// for and Flush returns nil at once.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	c, _ := w.conn.(*reconn.Conn)
+	w.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Flush(ctx)
+}
+
+// Emerg logs a message with severity LOG_EMERG, ignoring the severity
+// passed to New.
+func (w *Writer) Emerg(m string) error { return send(w, LOG_EMERG, m) }
+
+// Alert logs a message with severity LOG_ALERT, ignoring the severity
+// passed to New.
+func (w *Writer) Alert(m string) error { return send(w, LOG_ALERT, m) }
+
+// Crit logs a message with severity LOG_CRIT, ignoring the severity passed
+// to New.
+func (w *Writer) Crit(m string) error { return send(w, LOG_CRIT, m) }
+
+// Err logs a message with severity LOG_ERR, ignoring the severity passed
+// to New.
+func (w *Writer) Err(m string) error { return send(w, LOG_ERR, m) }
+
+// Warning logs a message with severity LOG_WARNING, ignoring the severity
+// passed to New.
+func (w *Writer) Warning(m string) error { return send(w, LOG_WARNING, m) }
+
+// Notice logs a message with severity LOG_NOTICE, ignoring the severity
+// passed to New.
+func (w *Writer) Notice(m string) error { return send(w, LOG_NOTICE, m) }
+
+// Info logs a message with severity LOG_INFO, ignoring the severity passed
+// to New.
+func (w *Writer) Info(m string) error { return send(w, LOG_INFO, m) }
+
+// Debug logs a message with severity LOG_DEBUG, ignoring the severity
+// passed to New.
+func (w *Writer) Debug(m string) error { return send(w, LOG_DEBUG, m) }
+
+// send formats msg as one message with the Writer's facility and the
+// severity of sev, and writes it.
+func send[M string | []byte](w *Writer, sev Priority, msg M) error {
+	pri := w.priority&facilityMask | sev&severityMask
+	bp := getBuf()
+	defer putBuf(bp)
+	var b []byte
+	*bp, b = appendFrame(*bp, &w.f, pri, time.Now(), nil, msg)
+	return w.write(b)
+}
+
+// write writes one formatted message. A reconn.Conn takes concurrent
+// Writes and redials itself, so w.mu is released before writing to it;
+// any other connection is written under w.mu and, as log/syslog does,
+// redialed and written again once if the write fails.
+func (w *Writer) write(b []byte) error {
+	w.mu.Lock()
+	if w.conn == nil {
+		if err := w.connect(); err != nil {
+			w.mu.Unlock()
+			return err
+		}
+	}
+	c := w.conn
+	if w.stream {
+		w.mu.Unlock()
+		_, err := c.Write(b)
+		return err
+	}
+	defer w.mu.Unlock()
+	if _, err := c.Write(b); err == nil {
+		return nil
+	}
+	if err := w.connect(); err != nil {
+		return err
+	}
+	_, err := w.conn.Write(b)
+	return err
+}
+
+// bufPool holds message buffers; one larger than maxPooled is dropped.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+const maxPooled = 64 << 10
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooled {
+		*bp = (*bp)[:0]
+		bufPool.Put(bp)
+	}
+}
+
+// defaultHostname is os.Hostname, or, as in log/syslog, "localhost" for
+// the local syslog and the connection's local address elsewhere.
+func defaultHostname(network string, c net.Conn) string {
+	if h, _ := os.Hostname(); h != "" {
+		return h
+	}
+	if network == "" {
+		return "localhost"
+	}
+	return c.LocalAddr().String()
+}
