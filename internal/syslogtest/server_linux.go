@@ -126,6 +126,13 @@ func (s *Server) Log() string {
 // Stop ends the server as its init script would, with SIGTERM, after
 // recording what it left unread in its connections (see the package
 // documentation). A failure to record is reported by Err.
+//
+// The frozen connections are held open until the server has exited, and
+// then closed as the server would have closed them, without the delay of
+// a retransmission: with a reset if data was left unread, else with a FIN
+// followed at once by a reset, which the client's next segment would
+// have drawn. A frozen socket left to close on its own would drop every
+// segment of the client, unanswered, until the client gave up.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	cmd, exited := s.cmd, s.exited
@@ -134,7 +141,8 @@ func (s *Server) Stop() {
 	if cmd == nil {
 		return
 	}
-	if err := s.freeze(cmd.Process.Pid); err != nil {
+	frozen, err := s.freeze(cmd.Process.Pid)
+	if err != nil {
 		s.fail(err)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -145,6 +153,19 @@ func (s *Server) Stop() {
 		<-exited
 		s.fail(fmt.Errorf("%s did not exit within 60s of SIGTERM", s.name))
 	}
+	for _, f := range frozen {
+		if !f.unread {
+			unix.Shutdown(f.fd, unix.SHUT_WR)
+		}
+		unix.SetsockoptLinger(f.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		unix.Close(f.fd)
+	}
+}
+
+// A frozenConn is one of the server's connections, borrowed and frozen.
+type frozenConn struct {
+	fd     int
+	unread bool // data was waiting unread in it
 }
 
 // Restart stops the server and starts it again on the same port.
@@ -183,43 +204,93 @@ func (s *Server) Unread() (map[int]bool, int64) {
 	return m, s.unreadBytes
 }
 
-// freeze records the messages waiting unread in the server's connections.
-func (s *Server) freeze(pid int) error {
-	inodes := s.connInodes(pid)
-	if len(inodes) == 0 {
-		return nil
-	}
+// freeze borrows the server's connections, stops their kernel from
+// acknowledging anything more, and records the messages waiting unread in
+// them. The caller closes the connections it returns.
+//
+// First the listening socket is frozen, so that no connection completes
+// from then on, and the server is left to accept those that completed
+// before: what a kernel acknowledged on a connection not yet accepted
+// would be lost uncounted. Then the listener is closed, so that a client
+// dialing meanwhile is refused at once, as it would be once the server
+// has exited, rather than connect to a server about to stop.
+func (s *Server) freeze(pid int) ([]frozenConn, error) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return fmt.Errorf("pidfd_open: %w", err)
+		return nil, fmt.Errorf("pidfd_open: %w", err)
 	}
 	defer unix.Close(pidfd)
-	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	listener, _, _ := s.sockets(pid)
+	if listener == "" {
+		return nil, fmt.Errorf("%s is not listening on its port", s.name)
+	}
+	lfd, err := borrow(pidfd, pid, listener)
+	if err != nil {
+		return nil, err
+	}
+	err = dropAll(lfd)
+	_, conns, pending := s.sockets(pid) // after the freeze, not before
+	for until := time.Now().Add(10 * time.Second); err == nil && pending > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(until) {
+			err = fmt.Errorf("%s left %d connections unaccepted for 10s", s.name, pending)
+		}
+		_, conns, pending = s.sockets(pid)
+	}
+	unix.Shutdown(lfd, unix.SHUT_RDWR)
+	unix.Close(lfd)
+	if err != nil {
+		return nil, err
+	}
 	buf := make([]byte, 16<<20)
-	for _, e := range fds {
-		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
-		if !inodes[link] {
-			continue
-		}
-		target, _ := strconv.Atoi(e.Name())
-		fd, err := unix.PidfdGetfd(pidfd, target, 0)
+	var frozen []frozenConn
+	for inode := range conns {
+		fd, err := borrow(pidfd, pid, inode)
 		if err != nil {
-			return fmt.Errorf("pidfd_getfd: %w", err)
+			return frozen, err
 		}
-		err = unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{
-			Len:    1,
-			Filter: &[]unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}[0],
-		})
-		if err != nil {
+		if err := dropAll(fd); err != nil {
 			unix.Close(fd)
-			return fmt.Errorf("attaching the drop filter: %w", err)
+			return frozen, err
 		}
-		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		unix.Close(fd)
-		if err != nil || n <= 0 {
-			continue
+		f := frozenConn{fd: fd}
+		if n, _, err := unix.Recvfrom(fd, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT); err == nil && n > 0 {
+			f.unread = true
+			s.markUnread(buf[:n])
 		}
-		s.markUnread(buf[:n])
+		frozen = append(frozen, f)
+	}
+	return frozen, nil
+}
+
+// borrow duplicates into this process the socket of process pid (open as
+// pidfd) whose inode is "socket:[N]".
+func borrow(pidfd, pid int, inode string) (int, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return -1, err
+	}
+	for _, e := range fds {
+		if link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); link == inode {
+			target, _ := strconv.Atoi(e.Name())
+			fd, err := unix.PidfdGetfd(pidfd, target, 0)
+			if err != nil {
+				return -1, fmt.Errorf("pidfd_getfd: %w", err)
+			}
+			return fd, nil
+		}
+	}
+	return -1, fmt.Errorf("no file of process %d is %s", pid, inode)
+}
+
+// dropAll attaches a socket filter that drops every incoming packet, so
+// that the kernel acknowledges nothing more on fd.
+func dropAll(fd int) error {
+	err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{
+		Len:    1,
+		Filter: &[]unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}[0],
+	})
+	if err != nil {
+		return fmt.Errorf("attaching the drop filter: %w", err)
 	}
 	return nil
 }
@@ -252,10 +323,12 @@ func (s *Server) markUnread(b []byte) {
 	}
 }
 
-// connInodes returns the socket inodes ("socket:[N]") of the server's
-// established connections on its port.
-func (s *Server) connInodes(pid int) map[string]bool {
-	inodes := make(map[string]bool)
+// sockets returns the server's sockets on its port, as inodes
+// ("socket:[N]"): the listener, the established connections, and the
+// number of established connections not accepted yet, which have no
+// inode.
+func (s *Server) sockets(pid int) (listener string, conns map[string]bool, pending int) {
+	conns = make(map[string]bool)
 	for _, f := range []string{"tcp", "tcp6"} {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
 		if err != nil {
@@ -263,7 +336,7 @@ func (s *Server) connInodes(pid int) map[string]bool {
 		}
 		for _, line := range strings.Split(string(data), "\n")[1:] {
 			fields := strings.Fields(line)
-			if len(fields) < 10 || fields[3] != "01" { // ESTABLISHED
+			if len(fields) < 10 {
 				continue
 			}
 			local := fields[1]
@@ -271,10 +344,20 @@ func (s *Server) connInodes(pid int) map[string]bool {
 			if err != nil || int(port) != s.port {
 				continue
 			}
-			inodes["socket:["+fields[9]+"]"] = true
+			inode := "socket:[" + fields[9] + "]"
+			switch fields[3] {
+			case "0A": // LISTEN
+				listener = inode
+			case "01": // ESTABLISHED
+				if fields[9] == "0" {
+					pending++
+				} else {
+					conns[inode] = true
+				}
+			}
 		}
 	}
-	return inodes
+	return listener, conns, pending
 }
 
 // WaitSeq waits until message seq is in the output's tail, or the output

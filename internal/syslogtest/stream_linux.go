@@ -55,25 +55,19 @@ func (r Result) String() string {
 		r.Sent, r.Received, r.Lost, r.Unread, r.UnreadBytes, r.Duplicated, r.WriteErrors, r.CloseErr, r.Elapsed.Round(time.Millisecond))
 }
 
-// Run writes st.Total messages and, from another goroutine, restarts s
-// each time the writer passes one of st.Restarts cut points, so that the
-// writer goes on meanwhile. Once the client is closed it waits for the
-// last message to reach the output (or for the output to stop growing),
-// stops s, and counts each message in the output. It skips the test if
-// the unread data cannot be measured (not root).
+// Run writes st.Total messages and restarts s each time the writer passes
+// one of st.Restarts cut points. A restart runs on another goroutine, so
+// the writer goes on meanwhile; only a writer that reaches a cut point
+// before the restart of the point before is done waits for it, so that
+// every restart begins in the middle of the stream. Once the client is
+// closed, Run waits for the last message to reach the output (or for the
+// output to stop growing), stops s, and counts each message in the
+// output. It skips the test if the unread data cannot be measured (not
+// root).
 func (s *Server) Run(t testing.TB, st Stream) Result {
 	t.Helper()
-	cut := make(chan struct{}, st.Restarts)
-	restarted := make(chan struct{})
-	go func() {
-		defer close(restarted)
-		for range st.Restarts {
-			<-cut
-			if s.Restart() != nil {
-				return // the error is in s.Err
-			}
-		}
-	}()
+	idle := make(chan struct{}, 1) // holds a token while no restart runs
+	idle <- struct{}{}
 	r := Result{Sent: st.Total}
 	every := st.Total / (st.Restarts + 1)
 	start := time.Now()
@@ -84,7 +78,11 @@ func (s *Server) Run(t testing.TB, st Stream) Result {
 	}
 	for seq := range st.Total {
 		if seq > 0 && seq%every == 0 && seq/every <= st.Restarts {
-			cut <- struct{}{}
+			<-idle
+			go func() {
+				s.Restart() // an error is in s.Err
+				idle <- struct{}{}
+			}()
 		}
 		if interval > 0 {
 			next = next.Add(interval)
@@ -101,7 +99,7 @@ func (s *Server) Run(t testing.TB, st Stream) Result {
 			r.WriteErrors++
 		}
 	}
-	<-restarted
+	<-idle
 	r.CloseErr = st.Close()
 	r.Elapsed = time.Since(start)
 	s.WaitSeq(st.Total - 1)
