@@ -35,6 +35,7 @@ type Server struct {
 	tls  bool   // connections carry TLS: unread data is counted in bytes only
 
 	mu          sync.Mutex // guards the fields below
+	drain       bool       // let the server read what its kernel acknowledged before stopping it
 	cmd         *exec.Cmd
 	exited      chan struct{} // closed when cmd has exited
 	unread      map[int]bool  // messages left unread in its sockets when it stopped
@@ -135,13 +136,13 @@ func (s *Server) Log() string {
 // segment of the client, unanswered, until the client gave up.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
+	cmd, exited, drain := s.cmd, s.exited, s.drain
 	s.cmd = nil
 	s.mu.Unlock()
 	if cmd == nil {
 		return
 	}
-	frozen, err := s.freeze(cmd.Process.Pid)
+	frozen, err := s.freeze(cmd.Process.Pid, drain)
 	if err != nil {
 		s.fail(err)
 	}
@@ -206,7 +207,8 @@ func (s *Server) Unread() (map[int]bool, int64) {
 
 // freeze borrows the server's connections, stops their kernel from
 // acknowledging anything more, and records the messages waiting unread in
-// them. The caller closes the connections it returns.
+// them. With drain, it first lets the server read what waits, for up to
+// 10 seconds. The caller closes the connections it returns.
 //
 // First the listening socket is frozen, so that no connection completes
 // from then on, and the server is left to accept those that completed
@@ -214,7 +216,7 @@ func (s *Server) Unread() (map[int]bool, int64) {
 // would be lost uncounted. Then the listener is closed, so that a client
 // dialing meanwhile is refused at once, as it would be once the server
 // has exited, rather than connect to a server about to stop.
-func (s *Server) freeze(pid int) ([]frozenConn, error) {
+func (s *Server) freeze(pid int, drain bool) ([]frozenConn, error) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pidfd_open: %w", err)
@@ -253,6 +255,11 @@ func (s *Server) freeze(pid int) ([]frozenConn, error) {
 			return frozen, err
 		}
 		f := frozenConn{fd: fd}
+		for until := time.Now().Add(10 * time.Second); drain && time.Now().Before(until); time.Sleep(time.Millisecond) {
+			if n, err := unix.IoctlGetUint32(fd, unix.SIOCINQ); err != nil || n == 0 {
+				break
+			}
+		}
 		if n, _, err := unix.Recvfrom(fd, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT); err == nil && n > 0 {
 			f.unread = true
 			s.markUnread(buf[:n])

@@ -79,15 +79,23 @@ type SyslogNG struct {
 	Flags string
 }
 
+// DefaultSyslogNG is where .ci/run unpacks syslog-ng unless
+// $RECONN_SYSLOG_NG says otherwise.
+const DefaultSyslogNG = "/tmp/reconn-ci/syslog-ng"
+
 // StartSyslogNG runs a private syslog-ng with a network() TCP source on a
 // loopback port until the test ends. It looks for syslog-ng where
 // $RECONN_SYSLOG_NG points, a directory into which Debian's
-// syslog-ng-core is unpacked (dpkg -x), then in $PATH; it skips the test
-// if there is none.
+// syslog-ng-core is unpacked (dpkg -x), then in DefaultSyslogNG, then in
+// $PATH; it skips the test if there is none.
 func StartSyslogNG(t testing.TB, c SyslogNG) *Server {
 	t.Helper()
 	var argv, env []string
-	if root := os.Getenv("RECONN_SYSLOG_NG"); root != "" {
+	root := os.Getenv("RECONN_SYSLOG_NG")
+	if _, err := os.Stat(DefaultSyslogNG); root == "" && err == nil {
+		root = DefaultSyslogNG
+	}
+	if root != "" {
 		mods, _ := filepath.Glob(filepath.Join(root, "usr/lib/syslog-ng/3.*"))
 		bin := filepath.Join(root, "usr/sbin/syslog-ng")
 		if _, err := os.Stat(bin); err != nil || len(mods) == 0 {
@@ -98,7 +106,7 @@ func StartSyslogNG(t testing.TB, c SyslogNG) *Server {
 	} else if bin, err := exec.LookPath("syslog-ng"); err == nil {
 		argv = []string{bin}
 	} else {
-		t.Skip("syslog-ng not found: set RECONN_SYSLOG_NG to a directory holding Debian's syslog-ng-core unpacked with dpkg -x (.ci/run does), or install it")
+		t.Skip("syslog-ng not found: run .ci/run, which unpacks it into " + DefaultSyslogNG + ", or set RECONN_SYSLOG_NG to a directory holding Debian's syslog-ng-core unpacked with dpkg -x, or install it")
 	}
 	if c.Template == "" {
 		c.Template = "$MSG\n"

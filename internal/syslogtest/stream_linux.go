@@ -22,6 +22,13 @@ type Stream struct {
 	// pace without catching up. Zero is full speed.
 	Rate int
 
+	// Drain stops the server only once it has read what its kernel
+	// acknowledged, as a server that keeps up with the stream would
+	// have: what the client wrote meanwhile is not acknowledged, and the
+	// client must re-send it. What is still unread after 10 seconds
+	// counts as unread.
+	Drain bool
+
 	// Write sends message seq; each message must carry "seq=<seq> "
 	// (see faultnet.AppendMessage). Close ends the client once every
 	// message is written; for a client that confirms delivery, it
@@ -66,6 +73,9 @@ func (r Result) String() string {
 // root).
 func (s *Server) Run(t testing.TB, st Stream) Result {
 	t.Helper()
+	s.mu.Lock()
+	s.drain = st.Drain
+	s.mu.Unlock()
 	idle := make(chan struct{}, 1) // holds a token while no restart runs
 	idle <- struct{}{}
 	r := Result{Sent: st.Total}
