@@ -1,6 +1,7 @@
 package syslog
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"strings"
@@ -176,5 +177,30 @@ func TestNoLocal(t *testing.T) {
 	}
 	if _, err := NewLogger(LOG_INFO, 0); !errors.Is(err, errNoLocal) {
 		t.Errorf("NewLogger = %v; want %v", err, errNoLocal)
+	}
+}
+
+// TestDefaultFraming checks that DefaultFraming is octet counting over TLS,
+// as RFC 5425 requires, and newline framing otherwise.
+func TestDefaultFraming(t *testing.T) {
+	for _, tt := range []struct {
+		network string
+		dialer  *reconn.Dialer
+		want    framing
+	}{
+		{"tcp", nil, frameNewline},
+		{"tcp", &reconn.Dialer{}, frameNewline},
+		{"tcp", &reconn.Dialer{TLSConfig: &tls.Config{}}, frameOctets},
+		{"unix", nil, frameNewline},
+		{"udp", nil, frameDatagram},
+		{"", nil, frameDatagram},
+	} {
+		w := &Writer{network: tt.network}
+		if err := w.configure(&Config{Dialer: tt.dialer}, "t"); err != nil {
+			t.Fatal(err)
+		}
+		if w.f.framing != tt.want {
+			t.Errorf("%q with TLS %v: framing %d; want %d", tt.network, tt.dialer != nil && tt.dialer.TLSConfig != nil, w.f.framing, tt.want)
+		}
 	}
 }

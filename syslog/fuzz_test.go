@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -185,17 +186,77 @@ func FuzzWriter(f *testing.F) {
 		if len(m.sd) != 1 || m.sd[0].id != defaultSDID || len(m.sd[0].params) != 1 || m.sd[0].params[0].value != wantValue {
 			t.Fatalf("%q: structured data %+v; want one %s element with one parameter %q", c.writes[1], m.sd, defaultSDID, wantValue)
 		}
-		wantName := []byte(key[:min(len(key), 32)])
-		for i, c := range wantName {
-			if !rfcSDName(c) {
-				wantName[i] = '_'
-			}
-		}
-		if len(wantName) == 0 {
-			wantName = []byte("_")
-		}
-		if name := m.sd[0].params[0].name; name != string(wantName) {
-			t.Fatalf("%q: PARAM-NAME %q for key %q; want %q", c.writes[1], name, key, wantName)
+		if name, want := m.sd[0].params[0].name, sdName(key); name != want {
+			t.Fatalf("%q: PARAM-NAME %q for key %q; want %q", c.writes[1], name, key, want)
 		}
 	})
+}
+
+// FuzzHandler logs through WithGroup and With, with any group, keys and
+// values, and checks that the one frame written carries each attribute
+// under its group path: RFC 5424 parameters named as the Handler
+// documents, or RFC 3164 key=value text read back exactly.
+func FuzzHandler(f *testing.F) {
+	f.Add(uint8(4), "req", "id", "r-42", "resp", int64(200), "done")
+	f.Add(uint8(0), "a b", "k=v", `"q"`, "", int64(-1), "")
+	f.Add(uint8(5), "", "", "", "g]", int64(0), "multi\nline")
+	f.Fuzz(func(t *testing.T, mode uint8, group, key, value, group2 string, n int64, msg string) {
+		w, c, err := fuzzWriter(int(mode), "app", "host")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h slog.Handler = NewHandler(w, nil)
+		h = h.WithGroup(group).WithAttrs([]slog.Attr{slog.String(key, value)})
+		r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
+		r.AddAttrs(slog.Group(group2, slog.Int64("n", n)))
+		if err := h.Handle(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		m := oneFrame(t, w, c.writes[0])
+		prefix := ""
+		if group != "" {
+			prefix = group + "."
+		}
+		inner := prefix + "n"
+		if group2 != "" {
+			inner = prefix + group2 + ".n"
+		}
+		want := []sdParam{{prefix + key, value}, {inner, strconv.FormatInt(n, 10)}}
+		if w.f.format == RFC3164 {
+			gotMsg, attrs, err := parseText(m.msg)
+			if err != nil {
+				t.Fatalf("%q: %v", c.writes[0], err)
+			}
+			if gotMsg != msg || len(attrs) != 2 || attrs[0] != want[0] || attrs[1] != want[1] {
+				t.Fatalf("%q: message %q, attributes %q; want %q, %q", c.writes[0], gotMsg, attrs, msg, want)
+			}
+			return
+		}
+		if len(m.sd) != 1 || len(m.sd[0].params) != 2 {
+			t.Fatalf("%q: structured data %+v; want one element with two parameters", c.writes[0], m.sd)
+		}
+		for i, p := range m.sd[0].params {
+			if name := sdName(want[i].name); p.name != name {
+				t.Fatalf("%q: PARAM-NAME %q; want %q", c.writes[0], p.name, name)
+			}
+		}
+		if got := m.sd[0].params[1].value; got != want[1].value {
+			t.Fatalf("%q: PARAM-VALUE %q; want %q", c.writes[0], got, want[1].value)
+		}
+	})
+}
+
+// sdName is name as a Handler writes it in RFC 5424: cut to 32 bytes,
+// with what an SD-NAME cannot hold replaced by '_'; "_" if empty.
+func sdName(name string) string {
+	b := []byte(name[:min(len(name), 32)])
+	for i, c := range b {
+		if !rfcSDName(c) {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "_"
+	}
+	return string(b)
 }
