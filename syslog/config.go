@@ -105,11 +105,12 @@ func DialConfig(network, raddr string, priority Priority, tag string, cfg *Confi
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.connect(); err != nil {
+	c, err := w.connect()
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Hostname == "" {
-		w.f.hostname = sanitize(defaultHostname(network, w.conn), maxHostname, printASCII)
+		w.f.hostname = sanitize(defaultHostname(network, c), maxHostname, printASCII)
 	}
 	return w, nil
 }

@@ -53,7 +53,7 @@ func fuzzWriter(mode int, tag, hostname string) (*Writer, *captureConn, error) {
 		w.f.hostname = "fuzz.example"
 	}
 	c := new(captureConn)
-	w.conn = c
+	w.conn.Store(&netConn{c})
 	return w, c, nil
 }
 

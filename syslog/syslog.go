@@ -74,6 +74,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reconn/reconn"
@@ -141,9 +142,16 @@ type Writer struct {
 	dialer         *reconn.Dialer // for stream networks
 	f              frame          // fixed once Dial returns
 
-	mu   sync.Mutex // guards conn; held for a whole write on datagram and local connections
-	conn net.Conn   // a *reconn.Conn on stream networks; nil once closed
+	// mu serializes connecting and closing, and whole writes on datagram
+	// and local connections. A reconn.Conn takes concurrent writes and
+	// redials itself, so a write on a stream network takes no lock.
+	mu   sync.Mutex
+	conn atomic.Pointer[netConn] // nil until connected and once closed
 }
+
+// netConn holds the Writer's connection: a *reconn.Conn on stream
+// networks.
+type netConn struct{ net.Conn }
 
 // New establishes a new connection to the system log daemon. Each write
 // to the returned writer sends a log message with the given priority (a
@@ -192,12 +200,12 @@ func NewLogger(p Priority, logFlag int) (*log.Logger, error) {
 // and a severity.
 var errPriority = errors.New("syslog: invalid priority")
 
-// connect makes a connection to the syslog server. w.mu is held.
-func (w *Writer) connect() error {
-	if w.conn != nil {
+// connect makes a connection to the syslog server, in place of the
+// current one if any. w.mu is held.
+func (w *Writer) connect() (*netConn, error) {
+	if old := w.conn.Swap(nil); old != nil {
 		// As in log/syslog: the old connection is of no more use.
-		w.conn.Close()
-		w.conn = nil
+		old.Close()
 	}
 	var (
 		c   net.Conn
@@ -212,10 +220,11 @@ func (w *Writer) connect() error {
 		c, err = net.Dial(w.network, w.raddr)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	w.conn = c
-	return nil
+	nc := &netConn{c}
+	w.conn.Store(nc)
+	return nc, nil
 }
 
 // Write sends a log message to the syslog daemon, with the Writer's
@@ -241,8 +250,7 @@ func (w *Writer) Write(b []byte) (int, error) {
 // after Close connects again.
 func (w *Writer) Close() error {
 	w.mu.Lock()
-	c := w.conn
-	w.conn = nil
+	c := w.conn.Swap(nil)
 	w.mu.Unlock()
 	if c == nil {
 		return nil
@@ -257,13 +265,12 @@ func (w *Writer) Close() error {
 // and the local syslog, and on a closed Writer, there is nothing to wait
 // for and Flush returns nil at once.
 func (w *Writer) Flush(ctx context.Context) error {
-	w.mu.Lock()
-	c, _ := w.conn.(*reconn.Conn)
-	w.mu.Unlock()
-	if c == nil {
-		return nil
+	if c := w.conn.Load(); c != nil {
+		if rc, ok := c.Conn.(*reconn.Conn); ok {
+			return rc.Flush(ctx)
+		}
 	}
-	return c.Flush(ctx)
+	return nil
 }
 
 // Emerg logs a message with severity LOG_EMERG, ignoring the severity
@@ -309,32 +316,39 @@ func send[M string | []byte](w *Writer, sev Priority, msg M) error {
 	return w.write(b)
 }
 
-// write writes one formatted message. A reconn.Conn takes concurrent
-// Writes and redials itself, so w.mu is released before writing to it;
-// any other connection is written under w.mu and, as log/syslog does,
-// redialed and written again once if the write fails.
+// write writes one formatted message: on a stream network straight to
+// the reconn.Conn, which redials itself; elsewhere under w.mu, and, as
+// log/syslog does, once more on a new connection if the write fails.
+// Either way, as in log/syslog, a closed Writer connects again.
 func (w *Writer) write(b []byte) error {
-	w.mu.Lock()
-	if w.conn == nil {
-		if err := w.connect(); err != nil {
-			w.mu.Unlock()
-			return err
-		}
-	}
-	c := w.conn
 	if w.stream {
-		w.mu.Unlock()
+		c := w.conn.Load()
+		if c == nil {
+			w.mu.Lock()
+			if c = w.conn.Load(); c == nil {
+				var err error
+				if c, err = w.connect(); err != nil {
+					w.mu.Unlock()
+					return err
+				}
+			}
+			w.mu.Unlock()
+		}
 		_, err := c.Write(b)
 		return err
 	}
+	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, err := c.Write(b); err == nil {
-		return nil
+	if c := w.conn.Load(); c != nil {
+		if _, err := c.Write(b); err == nil {
+			return nil
+		}
 	}
-	if err := w.connect(); err != nil {
+	c, err := w.connect()
+	if err != nil {
 		return err
 	}
-	_, err := w.conn.Write(b)
+	_, err = c.Write(b)
 	return err
 }
 
