@@ -48,9 +48,15 @@ func streamText(seq int) string {
 func severityOf(seq int) Priority { return Priority(seq % 8) }
 
 // testDialer shortens the backoff so that a test redials soon after the
-// server is back.
+// server is back, and lets Close wait longer than by default for a server
+// slowed down by a loaded machine to take everything.
 func testDialer() *reconn.Dialer {
-	return &reconn.Dialer{MinBackoff: 2 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	return &reconn.Dialer{
+		MinBackoff:    2 * time.Millisecond,
+		MaxBackoff:    20 * time.Millisecond,
+		RedialTimeout: time.Minute,
+		FlushTimeout:  time.Minute,
+	}
 }
 
 // parsed is one line of a server's output: "facility|severity|tag|msg".

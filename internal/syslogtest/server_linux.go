@@ -99,8 +99,9 @@ func (s *Server) start() error {
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
 	// Neither server signals readiness: connect, backing off, until it
-	// accepts, it exits, or 20 seconds have passed.
-	for d, until := time.Millisecond, time.Now().Add(20*time.Second); ; d = min(2*d, 50*time.Millisecond) {
+	// accepts, it exits, or a minute has passed (a loaded machine can be
+	// that slow).
+	for d, until := time.Millisecond, time.Now().Add(time.Minute); ; d = min(2*d, 50*time.Millisecond) {
 		c, err := net.Dial("tcp", s.Addr())
 		if err == nil {
 			c.Close()
@@ -232,9 +233,9 @@ func (s *Server) freeze(pid int, drain bool) ([]frozenConn, error) {
 	}
 	err = dropAll(lfd)
 	_, conns, pending := s.sockets(pid) // after the freeze, not before
-	for until := time.Now().Add(10 * time.Second); err == nil && pending > 0; time.Sleep(time.Millisecond) {
+	for until := time.Now().Add(30 * time.Second); err == nil && pending > 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(until) {
-			err = fmt.Errorf("%s left %d connections unaccepted for 10s", s.name, pending)
+			err = fmt.Errorf("%s left %d connections unaccepted for 30s", s.name, pending)
 		}
 		_, conns, pending = s.sockets(pid)
 	}
