@@ -64,7 +64,7 @@ type Config struct {
 	Framing Framing
 
 	// Hostname is sent as HOSTNAME. It must be 1 to 255 printable
-	// US-ASCII characters. If empty, os.Hostname is used (with
+	// US-ASCII characters other than space. If empty, os.Hostname is used (with
 	// characters the header cannot hold replaced by '_'), or if that
 	// fails, as in log/syslog, "localhost" for the local syslog and the
 	// connection's local address otherwise. The RFC3164 form for unix
@@ -72,16 +72,17 @@ type Config struct {
 	Hostname string
 
 	// MsgID is sent as RFC 5424's MSGID with every message: 1 to 32
-	// printable US-ASCII characters. If empty, MSGID is "-". It must be
+	// printable US-ASCII characters other than space. If empty, MSGID is "-". It must be
 	// empty with RFC3164.
 	MsgID string
 
 	// Dialer makes and keeps up the connection on the stream networks
-	// ("tcp", "tcp4", "tcp6", "unix"): every field of reconn.Dialer
-	// applies, so TLSConfig gives syslog over TLS (RFC 5425), and
-	// UserTimeout, RedialTimeout, the backoff, ReplayBuffer, FlushTimeout,
-	// Check and OnRedial tune detection, redialing and replay. If nil, a
-	// zero reconn.Dialer is used. It must be nil on other networks.
+	// ("tcp", "tcp4", "tcp6", "unix"). Every field of reconn.Dialer
+	// applies, and so will fields added to it later: today Dialer (a
+	// net.Dialer or a proxy), TLSConfig (syslog over TLS, RFC 5425),
+	// Check, UserTimeout, KeepAlive, RedialTimeout, MinBackoff and
+	// MaxBackoff, ReplayBuffer, FlushTimeout and OnRedial. If nil, a zero
+	// reconn.Dialer is used. It must be nil on other networks.
 	Dialer *reconn.Dialer
 }
 

@@ -27,9 +27,11 @@ import (
 //	Error+12 and above          LOG_EMERG
 //
 // The record's attributes, with those of WithAttrs, follow the open groups
-// of WithGroup and of group attributes, joined with '.': l.WithGroup("req")
-// .Info("done", slog.Group("resp", "status", 200)) has the attribute
-// "req.resp.status". An empty attribute, an empty group and a group with
+// of WithGroup and of group attributes, joined with '.', so that
+//
+//	l.WithGroup("req").Info("done", slog.Group("resp", "status", 200))
+//
+// has the attribute "req.resp.status". An empty attribute, an empty group and a group with
 // no attributes are left out, and a group with an empty key is inlined,
 // as log/slog requires.
 //
@@ -73,7 +75,7 @@ type HandlerOptions struct {
 
 	// SDID is the SD-ID of the structured-data element that holds the
 	// attributes with RFC5424: 1 to 32 printable US-ASCII characters
-	// other than '=', ']' and '"'; RFC 5424 reserves names without '@'
+	// other than space, '=', ']' and '"'; RFC 5424 reserves names without '@'
 	// for IANA. If empty, it is "slog@32473"; 32473 is the private
 	// enterprise number set aside for examples (RFC 5612), so set your
 	// own where it matters.

@@ -1,6 +1,6 @@
-// Package syslog is the standard library's log/syslog with the same API,
-// the same names and the same messages on the wire, that stops losing
-// messages when a TCP syslog server restarts.
+// Package syslog sends messages to a syslog server with the API of the
+// standard library's log/syslog, the same names and the same messages on
+// the wire, and stops losing them when a TCP syslog server restarts.
 //
 // Changing the import path from "log/syslog" to
 // "github.com/reconn/reconn/syslog" is enough: a program that compiles
@@ -48,8 +48,11 @@
 // added when the message does not end with one, and a newline inside the
 // message is sent as the four characters "#012", as rsyslog records a
 // newline it receives inside a message, so that one write is never split
-// into two messages. With octet counting, and on datagram networks, a
-// message is sent as it is.
+// into two messages. With octet counting a message is sent as it is, but
+// for a trailing newline, which ends a line rather than belongs to the
+// message. On datagram networks each message is one datagram: in RFC3164
+// as log/syslog sends it, with a newline added if missing; in RFC5424 as
+// it is, but for a trailing newline.
 //
 // The tag, and a hostname set in Config, must be printable US-ASCII
 // characters that the format allows in that field (see Dial and Config);
@@ -60,11 +63,11 @@
 //
 // # Platforms
 //
-// log/syslog does not exist on Windows, Plan 9, js and wasip1. This
-// package builds everywhere; there, New and NewLogger, and Dial with an
-// empty network, fail with an error, since there is no local syslog
-// daemon. On js and wasip1 every network fails at dial time, as net.Dial
-// does there.
+// log/syslog does not exist on Windows and Plan 9. This package builds
+// everywhere. On Windows, Plan 9, js and wasip1, New and NewLogger, and
+// Dial with an empty network, fail with an error: there is no local
+// syslog daemon to reach. On js and wasip1 the other networks are what
+// package net offers there.
 package syslog
 
 import (
@@ -177,8 +180,8 @@ func New(priority Priority, tag string) (*Writer, error) {
 // zero reconn.Dialer; every other network is dialed as log/syslog dials
 // it. Dial is DialConfig with a nil Config.
 //
-// A tag must be printable US-ASCII without ':', '[' and ']', which end a
-// tag in the RFC 3164 header; any other tag fails Dial. An invalid
+// A tag must be printable US-ASCII other than space, ':', '[' and ']',
+// which end a tag in the RFC 3164 header; any other tag fails Dial. An invalid
 // priority also fails Dial, as in log/syslog.
 func Dial(network, raddr string, priority Priority, tag string) (*Writer, error) {
 	return DialConfig(network, raddr, priority, tag, nil)

@@ -4,13 +4,18 @@ package syslog
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	stdsyslog "log/syslog"
 	"net"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reconn/reconn"
 )
 
 // A collector receives what a writer sends to one address: every byte of
@@ -156,5 +161,50 @@ func TestSameAsLogSyslog(t *testing.T) {
 				t.Errorf("sent\n%q\nlog/syslog sent\n%q", got, want)
 			}
 		})
+	}
+}
+
+// TestTooLong checks the error of a message the transport cannot carry:
+// the socket's EMSGSIZE over UDP, as log/syslog returns it, and
+// reconn.ErrTooLarge over TCP for a message larger than the replay buffer.
+func TestTooLong(t *testing.T) {
+	big := strings.Repeat("x", 70000)
+	udp := listen(t, "udp")
+	w, err := Dial("udp", udp.addr, LOG_INFO, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Info(big); !errors.Is(err, syscall.EMSGSIZE) {
+		t.Errorf("a %d-byte message over UDP: %v; want EMSGSIZE", len(big), err)
+	}
+	std, err := stdsyslog.Dial("udp", udp.addr, stdsyslog.LOG_INFO, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer std.Close()
+	if err := std.Info(big); !errors.Is(err, syscall.EMSGSIZE) {
+		t.Errorf("log/syslog, a %d-byte message over UDP: %v; want EMSGSIZE", len(big), err)
+	}
+
+	tcp := listen(t, "tcp")
+	go func() {
+		if c, err := tcp.ln.Accept(); err == nil {
+			discard(c)
+			c.Close()
+		}
+	}()
+	w, err = DialConfig("tcp", tcp.addr, LOG_INFO, "t", &Config{Dialer: &reconn.Dialer{ReplayBuffer: 64 << 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Info(big); !errors.Is(err, reconn.ErrTooLarge) {
+		t.Errorf("a %d-byte message over TCP with a 64 KiB replay buffer: %v; want reconn.ErrTooLarge", len(big), err)
+	}
+	if err := w.Info("small"); err != nil {
+		t.Errorf("a small message after the large one: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("Close() = %v", err)
 	}
 }
