@@ -149,13 +149,6 @@ func syslogNG(format Format) serverMode {
 	}
 }
 
-func formatName(f Format) string {
-	if f == RFC5424 {
-		return "RFC5424"
-	}
-	return "RFC3164"
-}
-
 func framingName(f Framing) string {
 	if f == OctetCounting {
 		return "octets"

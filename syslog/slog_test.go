@@ -80,10 +80,16 @@ func TestSlogtest(t *testing.T) {
 	}
 }
 
+func formatName(f Format) string {
+	if f == RFC5424 {
+		return "RFC5424"
+	}
+	return "RFC3164"
+}
+
 func fmtMode(mode int) string {
 	m := fuzzModes[mode]
-	f := map[Format]string{RFC3164: "RFC3164", RFC5424: "RFC5424"}[m.format]
-	return f + "/" + map[Framing]string{DefaultFraming: "default", NewlineFraming: "newline", OctetCounting: "octets"}[m.framing] + "/" + m.network
+	return formatName(m.format) + "/" + map[Framing]string{DefaultFraming: "default", NewlineFraming: "newline", OctetCounting: "octets"}[m.framing] + "/" + m.network
 }
 
 // TestSeverity checks the level to severity table of Handler, and that a
