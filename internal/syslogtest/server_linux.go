@@ -155,19 +155,13 @@ func (s *Server) Stop() {
 		<-exited
 		s.fail(fmt.Errorf("%s did not exit within 60s of SIGTERM", s.name))
 	}
-	for _, f := range frozen {
-		if !f.unread {
-			unix.Shutdown(f.fd, unix.SHUT_WR)
+	for _, fd := range frozen {
+		if n, err := unix.IoctlGetUint32(fd, unix.SIOCINQ); err == nil && n == 0 {
+			unix.Shutdown(fd, unix.SHUT_WR)
 		}
-		unix.SetsockoptLinger(f.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-		unix.Close(f.fd)
+		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		unix.Close(fd)
 	}
-}
-
-// A frozenConn is one of the server's connections, borrowed and frozen.
-type frozenConn struct {
-	fd     int
-	unread bool // data was waiting unread in it
 }
 
 // Restart stops the server and starts it again on the same port.
@@ -217,7 +211,7 @@ func (s *Server) Unread() (map[int]bool, int64) {
 // would be lost uncounted. Then the listener is closed, so that a client
 // dialing meanwhile is refused at once, as it would be once the server
 // has exited, rather than connect to a server about to stop.
-func (s *Server) freeze(pid int, drain bool) ([]frozenConn, error) {
+func (s *Server) freeze(pid int, drain bool) ([]int, error) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pidfd_open: %w", err)
@@ -245,7 +239,7 @@ func (s *Server) freeze(pid int, drain bool) ([]frozenConn, error) {
 		return nil, err
 	}
 	buf := make([]byte, 16<<20)
-	var frozen []frozenConn
+	var frozen []int
 	for inode := range conns {
 		fd, err := borrow(pidfd, pid, inode)
 		if err != nil {
@@ -255,17 +249,15 @@ func (s *Server) freeze(pid int, drain bool) ([]frozenConn, error) {
 			unix.Close(fd)
 			return frozen, err
 		}
-		f := frozenConn{fd: fd}
 		for until := time.Now().Add(10 * time.Second); drain && time.Now().Before(until); time.Sleep(time.Millisecond) {
 			if n, err := unix.IoctlGetUint32(fd, unix.SIOCINQ); err != nil || n == 0 {
 				break
 			}
 		}
 		if n, _, err := unix.Recvfrom(fd, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT); err == nil && n > 0 {
-			f.unread = true
 			s.markUnread(buf[:n])
 		}
-		frozen = append(frozen, f)
+		frozen = append(frozen, fd)
 	}
 	return frozen, nil
 }
