@@ -189,13 +189,7 @@ func testServer(t *testing.T, modes []serverMode) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		methods := []func(string) error{w.Emerg, w.Alert, w.Crit, w.Err, w.Warning, w.Notice, w.Info, w.Debug}
-		res := srv.Run(t, syslogtest.Stream{
-			Total:    streamTotal,
-			Restarts: streamRestarts,
-			Write:    func(seq int) error { return methods[seq%8](streamText(seq)) },
-			Close:    w.Close,
-		})
+		res := stream(t, srv, w, 0)
 		stdLost = res.Lost + res.Unread
 		t.Logf("%s, log/syslog, full speed: %v", modes[0].name, res)
 		t.Logf("log/syslog lost %d of %d messages (%d of them unread by the server, which no TCP client can save)", res.Lost+res.Unread, streamTotal, res.Unread)
@@ -290,8 +284,19 @@ func streamWriter(t *testing.T, srv *syslogtest.Server, m serverMode, cfg Config
 	if err != nil {
 		t.Fatal(err)
 	}
+	res := stream(t, srv, w, rate)
+	checkLines(t, srv, m)
+	return res
+}
+
+// stream runs the stream through w, log/syslog's Writer or this
+// package's, each message sent by the method of its severity. At a
+// steady pace the server is stopped once it has read what its kernel
+// took, as a server that keeps up would have.
+func stream(t *testing.T, srv *syslogtest.Server, w logWriter, rate int) syslogtest.Result {
+	t.Helper()
 	methods := []func(string) error{w.Emerg, w.Alert, w.Crit, w.Err, w.Warning, w.Notice, w.Info, w.Debug}
-	res := srv.Run(t, syslogtest.Stream{
+	return srv.Run(t, syslogtest.Stream{
 		Total:    streamTotal,
 		Restarts: streamRestarts,
 		Rate:     rate,
@@ -299,8 +304,6 @@ func streamWriter(t *testing.T, srv *syslogtest.Server, m serverMode, cfg Config
 		Write:    func(seq int) error { return methods[severityOf(seq)](streamText(seq)) },
 		Close:    w.Close,
 	})
-	checkLines(t, srv, m)
-	return res
 }
 
 // checkLines checks that the server parsed every message as it was sent.
