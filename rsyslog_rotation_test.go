@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/syslogtest"
 )
 
 // TestRsyslogdRotation streams to a real rsyslogd at full speed with
@@ -17,8 +18,8 @@ func TestRsyslogdRotation(t *testing.T) {
 	const total = 60000
 	for _, async := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {
-			r := startRsyslogd(t)
-			addr, err := net.ResolveTCPAddr("tcp", r.addr())
+			r := syslogtest.StartRsyslogd(t, syslogtest.Rsyslogd{})
+			addr, err := net.ResolveTCPAddr("tcp", r.Addr())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -37,8 +38,17 @@ func TestRsyslogdRotation(t *testing.T) {
 			if err := c.Close(); err != nil {
 				t.Fatalf("Close() = %v", err)
 			}
-			r.waitWritten(total - 1)
-			got := r.seqs()
+			r.WaitSeq(total - 1)
+			lines, err := r.Lines()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make(map[int]int)
+			for _, line := range lines {
+				if seq, ok := faultnet.ParseSeq([]byte(line)); ok {
+					got[seq]++
+				}
+			}
 			lost, dup := 0, 0
 			for seq := 0; seq < total; seq++ {
 				switch n := got[seq]; {
