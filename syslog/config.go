@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/relp"
 )
 
 // Format selects the layout of each message.
@@ -81,9 +82,21 @@ type Config struct {
 	// applies, and so will fields added to it later: today Dialer (a
 	// net.Dialer or a proxy), TLSConfig (syslog over TLS, RFC 5425),
 	// Check, UserTimeout, KeepAlive, RedialTimeout, MinBackoff and
-	// MaxBackoff, ReplayBuffer, FlushTimeout and OnRedial. If nil, a zero
-	// reconn.Dialer is used. It must be nil on other networks.
+	// MaxBackoff, ReplayBuffer, FlushTimeout, OnRedial, Async (Write
+	// returns once the message is buffered), FailWhenFull and OnFull,
+	// Fallbacks, FailbackInterval, ConnMaxLifetime and HandoffTimeout. If
+	// nil, a zero reconn.Dialer is used. It must be nil on other networks,
+	// and with RELP.
 	Dialer *reconn.Dialer
+
+	// RELP, if not nil, sends each message as a RELP command (package
+	// relp) on "tcp", "tcp4" or "tcp6", to an rsyslogd with imrelp, say:
+	// the server application answers every message, and what it had not
+	// answered when it went away is sent again, so that even what a dying
+	// server never read is not lost. Its embedded reconn.Dialer carries
+	// the connection options in place of Dialer. RELP frames each
+	// message itself: Framing must be DefaultFraming.
+	RELP *relp.Dialer
 }
 
 // DialConfig is Dial with the options in cfg; a nil cfg gives Dial. A tag
@@ -141,19 +154,32 @@ func (w *Writer) configure(cfg *Config, tag string) error {
 		if w.dialer == nil {
 			w.dialer = new(reconn.Dialer)
 		}
+		if cfg.RELP != nil {
+			if w.network == "unix" {
+				return errors.New(`syslog: Config.RELP is set, which needs network "tcp", "tcp4" or "tcp6", not "unix"`)
+			}
+			if cfg.Dialer != nil {
+				return errors.New("syslog: Config.RELP and Config.Dialer are both set; RELP's embedded reconn.Dialer takes the options")
+			}
+			if cfg.Framing != DefaultFraming {
+				return errors.New("syslog: Config.RELP is set, and RELP frames each message itself: Config.Framing must be DefaultFraming")
+			}
+			w.relp = cfg.RELP
+			w.dialer = &cfg.RELP.Dialer
+		}
 	case "":
 		if w.raddr != "" {
 			return errors.New("syslog: an address without a network; the local syslog takes neither")
 		}
 	}
-	if cfg.Dialer != nil && !w.stream {
-		return fmt.Errorf("syslog: Config.Dialer is set, but network %q does not go through reconn", w.network)
+	if (cfg.Dialer != nil || cfg.RELP != nil) && !w.stream {
+		return fmt.Errorf("syslog: Config.Dialer or Config.RELP is set, but network %q does not go through reconn", w.network)
 	}
 
 	switch cfg.Framing {
 	case DefaultFraming:
 		f.framing = frameNewline
-		if w.stream && w.dialer.TLSConfig != nil {
+		if w.stream && w.dialer.TLSConfig != nil && w.relp == nil {
 			f.framing = frameOctets
 		}
 	case NewlineFraming:

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/relp"
 )
 
 // TestDialRefuses checks that a priority, tag or Config the format or the
@@ -42,6 +43,10 @@ func TestDialRefuses(t *testing.T) {
 		{"unknown Format", "tcp", LOG_INFO, "t", &Config{Format: 7}, "Format"},
 		{"unknown Framing", "tcp", LOG_INFO, "t", &Config{Framing: 7}, "Framing"},
 		{"an address for the local syslog", "", LOG_INFO, "t", nil, "address"},
+		{"RELP on a unix socket", "unix", LOG_INFO, "t", &Config{RELP: &relp.Dialer{}}, "RELP"},
+		{"RELP on UDP", "udp", LOG_INFO, "t", &Config{RELP: &relp.Dialer{}}, "RELP"},
+		{"RELP and a Dialer", "tcp", LOG_INFO, "t", &Config{RELP: &relp.Dialer{}, Dialer: &reconn.Dialer{}}, "RELP"},
+		{"RELP with octet counting", "tcp", LOG_INFO, "t", &Config{RELP: &relp.Dialer{}, Framing: OctetCounting}, "RELP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/internal/syslogtest"
+	"github.com/reconn/reconn/relp"
 )
 
 // These tests stream to real servers, rsyslogd and syslog-ng, and restart
@@ -326,5 +327,38 @@ func checkLines(t *testing.T, srv *syslogtest.Server, m serverMode) {
 	}
 	if bad > 0 {
 		t.Errorf("%d of %d lines misparsed", bad, len(lines))
+	}
+}
+
+// TestRsyslogdRELP streams through RELP to rsyslogd's imrelp, restarted
+// twice at full speed: rsyslogd answers every message, and what it had
+// not answered when it stopped is sent again, so nothing may be lost,
+// not even what it left unread. Duplicates are bounded by what was sent
+// again.
+func TestRsyslogdRELP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams 60,000 messages to a real server; skipped with -short")
+	}
+	m := serverMode{
+		name:  "rsyslogd/RELP/RFC5424",
+		parse: parseNumeric,
+		cfg:   Config{Format: RFC5424},
+		start: func(t *testing.T) *syslogtest.Server {
+			return syslogtest.StartRsyslogd(t, syslogtest.Rsyslogd{Template: rsyslog5424Template, RELP: true})
+		},
+	}
+	srv := m.start(t)
+	cfg := m.cfg
+	cfg.RELP = &relp.Dialer{Dialer: *testDialer()}
+	var resent atomic.Int64
+	cfg.RELP.OnRedial = func(e reconn.RedialEvent) { resent.Add(int64(e.Replayed)) }
+	res := streamWriter(t, srv, m, cfg, 0)
+	t.Logf("%s, full speed: %v; re-sent %d", m.name, res, resent.Load())
+	if res.Received != streamTotal || res.WriteErrors != 0 || res.CloseErr != nil {
+		t.Errorf("received %d of %d (first lost: %v), %d write errors, Close() = %v; want all, none, nil",
+			res.Received, streamTotal, res.FirstLost, res.WriteErrors, res.CloseErr)
+	}
+	if int64(res.Duplicated) > resent.Load() {
+		t.Errorf("duplicated %d; want at most the %d messages re-sent", res.Duplicated, resent.Load())
 	}
 }

@@ -81,6 +81,7 @@ import (
 	"time"
 
 	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/relp"
 )
 
 // The Priority is a combination of the syslog facility and severity. For
@@ -143,6 +144,7 @@ type Writer struct {
 	network, raddr string
 	stream         bool           // the network goes through reconn
 	dialer         *reconn.Dialer // for stream networks
+	relp           *relp.Dialer   // for RELP; dialer is its reconn.Dialer
 	f              frame          // fixed once Dial returns
 
 	// mu serializes connecting and closing, and whole writes on datagram
@@ -217,6 +219,8 @@ func (w *Writer) connect() (*netConn, error) {
 	switch {
 	case w.network == "":
 		c, err = dialLocal()
+	case w.relp != nil:
+		c, err = w.relp.DialContext(context.Background(), w.network, w.raddr)
 	case w.stream:
 		c, err = w.dialer.DialContext(context.Background(), w.network, w.raddr)
 	default:

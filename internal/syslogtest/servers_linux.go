@@ -20,6 +20,10 @@ type Rsyslogd struct {
 	// through the gtls (GnuTLS) stream driver, without client
 	// authentication.
 	TLS *Certs
+
+	// RELP makes the input imrelp instead of imtcp (Debian's
+	// rsyslog-relp); TLS is not supported with it here.
+	RELP bool
 }
 
 // StartRsyslogd runs a private rsyslogd with imtcp on a loopback port
@@ -39,6 +43,11 @@ func StartRsyslogd(t testing.TB, c Rsyslogd) *Server {
 			t.Skip("rsyslog's gtls stream driver not installed (apt-get install rsyslog-gnutls)")
 		}
 	}
+	if c.RELP {
+		if m, _ := filepath.Glob("/usr/lib/*/rsyslog/imrelp.so"); len(m) == 0 {
+			t.Skip("rsyslog's RELP input imrelp not installed (apt-get install rsyslog-relp)")
+		}
+	}
 	if c.Template == "" {
 		c.Template = "%rawmsg%\n"
 	}
@@ -51,15 +60,19 @@ func StartRsyslogd(t testing.TB, c Rsyslogd) *Server {
 			c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
 		imtcp = `module(load="imtcp" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")`
 	}
+	input := "imtcp"
+	if c.RELP {
+		imtcp, input = `module(load="imrelp")`, "imrelp"
+	}
 	// A long shutdown timeout makes rsyslogd write out everything it has
 	// read before it exits, so that only its unread socket data is lost.
 	conf := fmt.Sprintf(`global(%s)
 main_queue(queue.timeoutShutdown="60000" queue.timeoutActionCompletion="60000")
 %s
-input(type="imtcp" address="127.0.0.1" port="%d")
+input(type=%q address="127.0.0.1" port="%d")
 template(name="line" type="string" string=%q)
 action(type="omfile" file=%q template="line")
-`, global, imtcp, port, c.Template, filepath.Join(dir, "out.log"))
+`, global, imtcp, input, port, c.Template, filepath.Join(dir, "out.log"))
 	confFile := filepath.Join(dir, "rsyslog.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
