@@ -136,20 +136,29 @@ type Conn struct {
 	life context.Context         // base, ended by Close with net.ErrClosed
 	end  context.CancelCauseFunc // ends life
 
-	// tok is the right to write: a goroutine holds it from a send on tok
-	// to the receive that releases it (lock, op.lock, unlock). Only the
-	// holder uses ring, trimAt and the link's guarded fields, replaces
-	// cur, and writes on the current link. A holder on the fast path
-	// waits only for a socket write, which the write deadline and Close
-	// bound; one on the slow path sets slow, and recovering while it
-	// replaces a dead link, so that waiters go to their own bounded wait.
+	// The right to write has two parts. wmu serializes the Writes of the
+	// fast path: a Write takes it, finds slow unset, writes on the
+	// current link and records the message, and releases it; it waits
+	// for wmu only behind another fast Write, whose socket write the
+	// write deadline and Close bound. Everything else (a Write that must
+	// redial or wait for room, Flush, Close, the watcher's recovery, a
+	// planned move, the Async writer) holds tok, a channel taken with the
+	// caller's own bound (op.lock), and, in the synchronous mode, sets
+	// slow under wmu once the fast Write in progress has ended (quiesce),
+	// so that fast Writes step aside to wait for tok with their own
+	// bounds. Only a holder of wmu with slow unset, or of tok with slow
+	// set, uses ring, trimAt and the link's guarded fields, replaces cur,
+	// or writes on the current link. recovering is set while a holder of
+	// tok replaces a dead link, so that waiters count RedialTimeout.
 	//
-	// Lock order: tok, then mu. watcher.mu may be taken with tok held
-	// (a link's close), never with mu held.
+	// Lock order: tok, then wmu, then mu. watcher.mu may be taken with
+	// tok or wmu held (a link's close), never with mu held.
+	wmu        sync.Mutex
 	tok        chan struct{}
 	slow       atomic.Bool
 	recovering atomic.Bool
 	nwait      atomic.Int32                  // goroutines that wait on sig
+	nquiesce   atomic.Int32                  // holders of tok waiting for a fast Write to end
 	sig        atomic.Pointer[chan struct{}] // closed and replaced by kick
 	wdlNano    atomic.Int64                  // the write deadline in Unix nanoseconds, 0 if none; written under mu
 
@@ -192,34 +201,53 @@ func newConn(cfg *config, ctx context.Context) *Conn {
 	return c
 }
 
-// lock takes the right to write on the fast path. It reports false when
-// the caller must take the slow path instead: the holder is on its own
-// slow path, the write deadline has passed, or Close has begun.
-func (c *Conn) lock() bool {
-	select {
-	case c.tok <- struct{}{}:
-		return true
-	default:
+// unlock releases tok, after ending the slow period that quiesce began.
+func (c *Conn) unlock() {
+	if c.slow.Load() {
+		c.wmu.Lock()
+		c.slow.Store(false)
+		c.wmu.Unlock()
 	}
-	c.nwait.Add(1)
-	defer c.nwait.Add(-1)
-	for {
-		sig := c.sig.Load()
-		if c.slow.Load() || c.closed.Load() || c.deadlinePassed() {
-			return false
-		}
-		select {
-		case c.tok <- struct{}{}:
-			return true
-		case <-*sig:
-		}
-	}
+	<-c.tok
 }
 
-// unlock releases the right to write.
-func (c *Conn) unlock() {
-	c.slow.Store(false)
-	<-c.tok
+// quiesce makes the fast path step aside for the holder of tok, once the
+// fast Write in progress, if any, has ended: it takes wmu, waiting no
+// longer than ctx lets it, sets slow, and releases wmu. With Async there
+// is no fast path.
+func (c *Conn) quiesce(ctx context.Context) error {
+	if c.w != nil || c.slow.Load() {
+		return nil
+	}
+	if !c.wmu.TryLock() {
+		c.nquiesce.Add(1)
+		c.nwait.Add(1)
+		defer c.nwait.Add(-1)
+		defer c.nquiesce.Add(-1)
+		for !c.wmu.TryLock() {
+			sig := c.sig.Load()
+			if c.wmu.TryLock() {
+				break
+			}
+			select {
+			case <-*sig:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+	}
+	c.slow.Store(true)
+	c.wmu.Unlock()
+	return nil
+}
+
+// unlockFast releases wmu after a fast Write, and wakes a holder of tok
+// that waits for it.
+func (c *Conn) unlockFast() {
+	c.wmu.Unlock()
+	if c.nquiesce.Load() > 0 {
+		c.wakeWaiters()
+	}
 }
 
 // lockRing and unlockRing guard the ring where Write may append to it
@@ -234,15 +262,6 @@ func (c *Conn) unlockRing() {
 	if c.w != nil {
 		c.rmu.Unlock()
 	}
-}
-
-// goSlow marks the holder of the right to write as being on the slow path
-// and wakes the waiters, which then wait with their own bounds.
-func (c *Conn) goSlow() {
-	if c.slow.Swap(true) {
-		return
-	}
-	c.wakeWaiters()
 }
 
 func (c *Conn) wakeWaiters() {
@@ -282,34 +301,34 @@ func (c *Conn) Write(b []byte) (int, error) {
 	if c.w != nil {
 		return c.writeAsync(b)
 	}
-	if !c.lock() {
-		return c.writeSlow(b, false)
-	}
-	if c.closed.Load() {
-		c.unlock()
-		return 0, c.writeError(net.ErrClosed)
+	c.wmu.Lock()
+	if c.slow.Load() || c.closed.Load() {
+		c.wmu.Unlock()
+		return c.writeSlow(b)
 	}
 	if len(b) == 0 {
-		c.unlock()
+		c.unlockFast()
 		return 0, nil
 	}
 	l := c.cur.Load()
 	if !c.ready(l, len(b)) {
-		return c.writeSlow(b, true)
+		c.unlockFast()
+		return c.writeSlow(b)
 	}
 	n, err := l.write(b)
 	if err != nil {
 		if c.closed.Load() || errors.Is(err, os.ErrDeadlineExceeded) {
 			c.stopped(l, b[:n], err)
-			c.unlock()
+			c.unlockFast()
 			return n, c.writeError(err)
 		}
 		// The connection failed. b goes again, whole, on the next one.
 		c.died(l, err, false)
-		return c.writeSlow(b, true)
+		c.unlockFast()
+		return c.writeSlow(b)
 	}
 	c.wrote(l, b)
-	c.unlock()
+	c.unlockFast()
 	return n, nil
 }
 
@@ -345,16 +364,13 @@ func (c *Conn) ready(l *link, n int) bool {
 
 // writeSlow is Write when something stands in the way: another goroutine
 // on the slow path, a dead connection, a full replay buffer, the deadline,
-// or Close. held reports that the caller holds the right to write.
-func (c *Conn) writeSlow(b []byte, held bool) (int, error) {
+// or Close.
+func (c *Conn) writeSlow(b []byte) (int, error) {
 	o := c.newOp(c.life, nil, time.Time{}, true)
 	defer o.end()
-	if !held {
-		if err := o.lock(); err != nil {
-			return 0, c.writeError(o.fail(err))
-		}
+	if err := o.lock(); err != nil {
+		return 0, c.writeError(o.fail(err))
 	}
-	c.goSlow()
 	defer c.unlock()
 	if c.closed.Load() {
 		return 0, c.writeError(net.ErrClosed)
@@ -644,7 +660,6 @@ func (c *Conn) heal(l *link) {
 		if l.state == healthy {
 			return
 		}
-		c.goSlow()
 		c.settle(l)
 		if c.held() == 0 {
 			return
@@ -1051,7 +1066,6 @@ func (c *Conn) move(nl, old *link, reason RedialReason) bool {
 	if c.closed.Load() || c.cur.Load() != old || old.state != healthy {
 		return false
 	}
-	c.goSlow()
 	start := time.Now()
 	c.handoff(o, old)
 	c.install(nl, old)
@@ -1235,7 +1249,6 @@ func (c *Conn) flushStep(o *op, f *flushState, final bool) (bool, error) {
 			c.w.signal()
 			return false, c.w.err()
 		}
-		c.goSlow()
 		if err := c.redial(o, l); err != nil {
 			return false, err
 		}
@@ -1442,14 +1455,19 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// lockCtx takes the right to write, or gives up when ctx ends.
+// lockCtx takes the right to write for the slow path, or gives up when
+// ctx ends.
 func (c *Conn) lockCtx(ctx context.Context) error {
 	select {
 	case c.tok <- struct{}{}:
-		return nil
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
+	if err := c.quiesce(ctx); err != nil {
+		<-c.tok
+		return err
+	}
+	return nil
 }
 
 // flushAll is Close's flush, bounded by the flush limit and by the context

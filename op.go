@@ -139,9 +139,23 @@ func (o *op) redialCtx() context.Context {
 	return o.redial
 }
 
-// lock takes the right to write, waiting no longer than the op's bound,
-// or than its redial bound while the holder is replacing a dead link.
+// lock takes the right to write for the slow path (tok, then quiesce),
+// waiting no longer than the op's bound, or than its redial bound while
+// the holder is replacing a dead link.
 func (o *op) lock() error {
+	c := o.c
+	if err := o.take(); err != nil {
+		return err
+	}
+	if err := c.quiesce(o.ctx); err != nil {
+		<-c.tok
+		return err
+	}
+	return nil
+}
+
+// take takes tok; see lock.
+func (o *op) take() error {
 	c := o.c
 	select {
 	case c.tok <- struct{}{}:
