@@ -17,7 +17,7 @@ import (
 func TestReportGapDuplicateOrder(t *testing.T) {
 	srv, c := connected(t)
 	send(t, c, faultnet.Newline, 0, 1, 2, 4, 5, 5, 6, 8, 7, 9)
-	r := finalReport(t, srv, c, 10)
+	r := finalReport(t, srv, c, 1, 10)
 	want := faultnet.Report{Sent: 10, Received: 9, Lost: 1, Duplicated: 1, OutOfOrder: 1, ClientLost: 1, Exact: true, LostSeqs: []int{3}}
 	r.Conns = nil
 	if !equalReports(r, want) {
@@ -28,13 +28,13 @@ func TestReportGapDuplicateOrder(t *testing.T) {
 func TestReportAcrossConns(t *testing.T) {
 	srv, c1 := connected(t)
 	send(t, c1, faultnet.Newline, span(0, 5)...)
-	finalReport(t, srv, c1, 5)
+	finalReport(t, srv, c1, 1, 5)
 	c2 := dial(t, srv.Addr())
 	if err := srv.WaitConns(testContext(t), 2); err != nil {
 		t.Fatal(err)
 	}
 	send(t, c2, faultnet.Newline, 3, 4, 5, 6, 7, 9, 8)
-	r := finalReport(t, srv, c2, 10)
+	r := finalReport(t, srv, c2, 2, 10)
 	if r.Received != 10 || r.Duplicated != 2 || r.OutOfOrder != 1 || r.Lost != 0 {
 		t.Errorf("got %v\nwant 10 received, 2 duplicated, 1 out of order", r)
 	}
@@ -62,7 +62,7 @@ func TestRSTFreezeDrain(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("Read after RST: %v; want ECONNRESET", err)
 	}
-	r := finalReport(t, srv, nil, 200)
+	r := finalReport(t, srv, nil, 1, 200)
 	if r.Received != 100 || r.Unread != 100 || r.Unavoidable != r.Lost || r.ClientLost != 0 || !r.Exact {
 		t.Errorf("got %v\nwant 100 received, 100 unread and unavoidable, exact", r)
 	}
@@ -86,7 +86,7 @@ func TestRSTFreezeDrainStreaming(t *testing.T) {
 	}
 	srv.RST()
 	w := <-written
-	r := finalReport(t, srv, nil, n)
+	r := finalReport(t, srv, nil, 1, n)
 	// Every message is processed, unread or never acknowledged: with the
 	// frozen socket nothing is lost uncounted between the drain and the
 	// reset, so the client's losses start after the last unread message.
@@ -112,7 +112,7 @@ func TestOctetCounting(t *testing.T) {
 	if _, err := c.Write(b); err != nil {
 		t.Fatal(err)
 	}
-	r := finalReport(t, srv, c, 302)
+	r := finalReport(t, srv, c, 1, 302)
 	if r.Received != 302 || r.Invalid != 0 {
 		t.Errorf("got %v\nwant all 302 received", r)
 	}
@@ -184,7 +184,7 @@ func checkAcked(t *testing.T, srv *faultnet.Server, c *net.TCPConn, n int, fault
 	info := waitFinal(t, c)
 	// The SYN takes one acknowledged byte; the client sends no FIN.
 	acked := int(info.Bytes_acked) - 1
-	r := finalReport(t, srv, nil, n)
+	r := finalReport(t, srv, nil, 1, n)
 	// A message acknowledged in part counts as unread if its sequence
 	// number was complete.
 	want := acked / msgSize

@@ -61,7 +61,7 @@ func TestHalfClose(t *testing.T) {
 		t.Fatalf("Read after HalfClose: %v; want EOF", err)
 	}
 	send(t, c, faultnet.Newline, span(0, 10)...)
-	r := finalReport(t, srv, c, 10)
+	r := finalReport(t, srv, c, 1, 10)
 	if r.Received != 10 || r.Lost != 0 || r.Conns[0].End != faultnet.EventPeerClosed {
 		t.Errorf("after HalfClose: %v\nwant all 10 received, ended by peer", r)
 	}
@@ -85,7 +85,7 @@ func TestRefuseAccept(t *testing.T) {
 	c := dial(t, srv.Addr())
 	send(t, c, faultnet.Newline, 1)
 	old.CloseWrite()
-	r := finalReport(t, srv, c, 2)
+	r := finalReport(t, srv, c, 2, 2)
 	if r.Received != 2 || len(r.Conns) != 2 {
 		t.Errorf("got %v\nwant 2 received on 2 conns", r)
 	}
@@ -147,7 +147,7 @@ func TestBlackhole(t *testing.T) {
 	if err := writeUntilError(t, c, 15*time.Second); !errors.Is(err, syscall.ETIMEDOUT) {
 		t.Fatalf("Write to a blackholed server: %v; want ETIMEDOUT", err)
 	}
-	r := finalReport(t, srv, nil, 1)
+	r := finalReport(t, srv, nil, 1, 1)
 	if r.Received != 1 || r.Conns[0].End != faultnet.EventBlackhole {
 		t.Errorf("got %v\nwant 1 received, conn blackholed", r)
 	}
@@ -190,7 +190,7 @@ func TestStall(t *testing.T) {
 	const n = 32 << 20 / msgSize
 	c.SetWriteDeadline(time.Now().Add(20 * time.Second))
 	send(t, c, faultnet.Newline, span(5, 5+n)...)
-	r := finalReport(t, srv, c, 5+n)
+	r := finalReport(t, srv, c, 1, 5+n)
 	if r.Received != 5 || r.Stalled != n || r.Unavoidable != n || r.ClientLost != 0 {
 		t.Errorf("got %v\nwant 5 received, %d stalled and unavoidable", r, n)
 	}
@@ -221,7 +221,7 @@ func TestPause(t *testing.T) {
 	if _, err := c.Write(b[w:]); err != nil {
 		t.Fatalf("Write after Resume: %v", err)
 	}
-	if r := finalReport(t, srv, c, 5+n); r.Received != 5+n || r.Lost != 0 {
+	if r := finalReport(t, srv, c, 1, 5+n); r.Received != 5+n || r.Lost != 0 {
 		t.Errorf("got %v\nwant all received", r)
 	}
 }
@@ -237,7 +237,7 @@ func TestCutAfter(t *testing.T) {
 	if _, err := io.ReadAll(c); err != nil {
 		t.Fatalf("reading to the cut: %v; want EOF", err)
 	}
-	r := finalReport(t, srv, nil, 8)
+	r := finalReport(t, srv, nil, 1, 8)
 	cr := r.Conns[0]
 	if r.Received != 5 || cr.Unread != 3 || r.Unavoidable != 3 || cr.End != faultnet.EventCut {
 		t.Errorf("got %v\nwant 5 received, 3 unread, ended by the cut", r)
@@ -251,7 +251,7 @@ func TestLatency(t *testing.T) {
 	srv, c := connected(t)
 	srv.Latency(time.Millisecond)
 	send(t, c, faultnet.Newline, span(0, 10)...)
-	if r := finalReport(t, srv, c, 10); r.Received != 10 {
+	if r := finalReport(t, srv, c, 1, 10); r.Received != 10 {
 		t.Errorf("with latency: %v\nwant 10 received", r)
 	}
 }
@@ -262,7 +262,7 @@ func TestLatencyRST(t *testing.T) {
 	send(t, c, faultnet.Newline, span(0, 10)...)
 	waitAcked(t, c)
 	srv.RST()
-	r := finalReport(t, srv, nil, 10)
+	r := finalReport(t, srv, nil, 1, 10)
 	if r.Received != 0 || r.Unread != 10 || r.Unavoidable != 10 {
 		t.Errorf("got %v\nwant 10 unread", r)
 	}
@@ -277,7 +277,7 @@ func TestRSTUnread(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("Read after RSTUnread: %v; want ECONNRESET", err)
 	}
-	r := finalReport(t, srv, nil, 10)
+	r := finalReport(t, srv, nil, 1, 10)
 	if r.Exact || r.Unread != 0 || r.Lost != 10 || r.Conns[0].End != faultnet.EventRSTUnread {
 		t.Errorf("got %v\nwant 10 lost, none measured, inexact", r)
 	}

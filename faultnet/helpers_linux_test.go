@@ -67,16 +67,21 @@ func span(a, b int) []int {
 	return s
 }
 
-// finalReport closes the client's sending side, waits until the server
-// has read everything and returns the report.
-func finalReport(t *testing.T, srv *faultnet.Server, c *net.TCPConn, sent int) faultnet.Report {
+// finalReport closes the sending side of c, if c is not nil, waits
+// until the server has accepted conns connections in all and the
+// accounting of each is final, and returns the report for sent messages.
+//
+// conns must count every connection the client made to srv: WaitEOF
+// waits only for accepted connections, and a client's connection may
+// still wait in the listen backlog after its dial returned. Waiting for
+// fewer would let the report miss a connection and its messages.
+func finalReport(t *testing.T, srv *faultnet.Server, c *net.TCPConn, conns, sent int) faultnet.Report {
 	t.Helper()
 	if c != nil {
 		c.CloseWrite()
-		// c may still wait in the listen backlog.
-		if err := srv.WaitConns(testContext(t), 1); err != nil {
-			t.Fatalf("WaitConns: %v", err)
-		}
+	}
+	if err := srv.WaitConns(testContext(t), conns); err != nil {
+		t.Fatalf("WaitConns(%d): %v", conns, err)
 	}
 	if err := srv.WaitEOF(testContext(t)); err != nil {
 		t.Fatalf("WaitEOF: %v", err)

@@ -35,7 +35,7 @@ func TestProxyForward(t *testing.T) {
 	if _, err := io.ReadAll(c); err != nil {
 		t.Fatalf("reading to EOF through the proxy: %v", err)
 	}
-	if r := finalReport(t, srv, nil, 1000); r.Received != 1000 {
+	if r := finalReport(t, srv, nil, 1, 1000); r.Received != 1000 {
 		t.Errorf("through the proxy: %v\nwant all received", r)
 	}
 	if err := p.WaitEvent(testContext(t), faultnet.EventPeerClosed, 1); err != nil {
@@ -58,7 +58,7 @@ func TestProxyRST(t *testing.T) {
 			if _, err := c.Read(make([]byte, 1)); !errors.Is(err, tt.client) {
 				t.Errorf("client Read after RST(%v): %v; want %v", tt.d, err, tt.client)
 			}
-			r := finalReport(t, srv, nil, 0)
+			r := finalReport(t, srv, nil, 1, 0)
 			if got := r.Conns[0].End; got != tt.serverEnds {
 				t.Errorf("server conn ended by %v; want %v", got, tt.serverEnds)
 			}
@@ -81,7 +81,7 @@ func TestProxyHalfClose(t *testing.T) {
 		t.Fatalf("Read after HalfClose: %v; want EOF", err)
 	}
 	send(t, c, faultnet.Newline, span(0, 10)...)
-	if r := finalReport(t, srv, c, 10); r.Received != 10 {
+	if r := finalReport(t, srv, c, 1, 10); r.Received != 10 {
 		t.Errorf("after HalfClose(Downstream): %v\nwant all received", r)
 	}
 }
@@ -100,7 +100,7 @@ func TestProxyStallPause(t *testing.T) {
 	}
 	p.Stall(faultnet.Upstream)
 	send(t, c, faultnet.Newline, span(10, 20)...)
-	if r := finalReport(t, srv, c, 20); r.Received != 10 || r.ClientLost != 10 {
+	if r := finalReport(t, srv, c, 1, 20); r.Received != 10 || r.ClientLost != 10 {
 		t.Errorf("after Stall: %v\nwant 10 received, 10 lost in the proxy", r)
 	}
 }
@@ -112,7 +112,7 @@ func TestProxyCutAfter(t *testing.T) {
 	if _, err := io.ReadAll(c); err != nil {
 		t.Fatalf("reading to the cut: %v", err)
 	}
-	r := finalReport(t, srv, nil, 5)
+	r := finalReport(t, srv, nil, 1, 5)
 	if r.Received != 2 || r.Conns[0].End != faultnet.EventPeerClosed {
 		t.Errorf("after the cut: %v\nwant 2 received, then EOF", r)
 	}
