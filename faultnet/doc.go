@@ -20,8 +20,9 @@
 // Each fault exists as a method on Server, for every open connection, and
 // on Conn, for one. A Server's fault acts on the connections it has
 // accepted so far: a client's connection may still wait in the listen
-// backlog just after its dial returns, so wait for it with WaitConns first. This is what each one does at the TCP level, and what
-// a client sees:
+// backlog just after its dial returns, so wait for it with WaitConns
+// first. This is what each one does at the TCP level, and what a client
+// sees:
 //
 //   - FIN closes the socket gracefully: the client reads EOF, and a
 //     non-blocking MSG_PEEK returns 0. Its next write still succeeds and

@@ -139,7 +139,11 @@ func (e *endpoint) Trace() []Event {
 }
 
 // WaitConns waits until n connections have been accepted in total since
-// the listener was started, or ctx is done.
+// Listen, those accepted before a Refuse or Restart included, or ctx is
+// done. A client's dial returns when the handshake is complete, which
+// may be before the server accepts the connection: wait for every
+// connection the client made before applying a fault to it or calling
+// WaitEOF.
 func (e *endpoint) WaitConns(ctx context.Context, n int) error {
 	return e.wait(ctx, func() bool { return e.accepted >= n })
 }
