@@ -106,10 +106,11 @@ func parseSeq(b []byte) (seq int, terminated, ok bool) {
 		b = b[i+len(seqToken):]
 		n, j := 0, 0
 		for ; j < len(b) && '0' <= b[j] && b[j] <= '9'; j++ {
-			if n > (maxInt-9)/10 {
-				return 0, false, false
+			d := int(b[j] - '0')
+			if n > (maxInt-d)/10 {
+				return 0, false, false // n*10 + d would overflow
 			}
-			n = n*10 + int(b[j]-'0')
+			n = n*10 + d
 		}
 		if j > 0 {
 			return n, j < len(b), true

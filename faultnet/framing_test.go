@@ -2,6 +2,7 @@ package faultnet_test
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"testing"
 
@@ -58,6 +59,9 @@ func TestParseSeq(t *testing.T) {
 		{"seq=", 0, false},
 		{"no number here", 0, false},
 		{"seq=99999999999999999999999", 0, false},
+		{"seq=" + strconv.Itoa(math.MaxInt), math.MaxInt, true},
+		{"seq=" + strconv.Itoa(math.MaxInt-7), math.MaxInt - 7, true},
+		{"seq=" + strconv.FormatUint(math.MaxInt+1, 10), 0, false},
 	}
 	for _, tt := range tests {
 		got, ok := faultnet.ParseSeq([]byte(tt.in))
