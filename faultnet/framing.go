@@ -6,17 +6,19 @@ import (
 	"strconv"
 )
 
-// Framing says how a byte stream is split into messages.
+// Framing says how a byte stream is split into messages. A value other
+// than those below is taken as Newline.
 type Framing int
 
 const (
 	// Newline frames end with a '\n' byte. It is the default.
 	Newline Framing = iota
 	// OctetCounting frames are "LEN SP MSG" as in RFC 6587, section
-	// 3.4.1 (syslog over TCP): a decimal length without leading zeros, a
-	// space and exactly that many bytes of message. As in common syslog
-	// receivers, a frame that does not start with a digit is taken to end
-	// at the next '\n' instead.
+	// 3.4.1 (syslog over TCP): a decimal length of one to nine digits
+	// without leading zeros, a space and exactly that many bytes of
+	// message. As in common syslog receivers, a frame that does not
+	// start with such a length and a space is taken to end at the next
+	// '\n' instead.
 	OctetCounting
 )
 
