@@ -249,8 +249,17 @@ func TestCutAfter(t *testing.T) {
 
 func TestLatency(t *testing.T) {
 	srv, c := connected(t)
-	srv.Latency(time.Millisecond)
+	const d = 20 * time.Millisecond
+	srv.Latency(d)
+	start := time.Now()
 	send(t, c, faultnet.Newline, span(0, 10)...)
+	if err := srv.WaitReceived(testContext(t), 10); err != nil {
+		t.Fatal(err)
+	}
+	// A lower bound only: a loaded machine may take longer.
+	if took := time.Since(start); took < d {
+		t.Errorf("messages processed %v after the write; want at least the latency, %v", took, d)
+	}
 	if r := finalReport(t, srv, c, 1, 10); r.Received != 10 {
 		t.Errorf("with latency: %v\nwant 10 received", r)
 	}
