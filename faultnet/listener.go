@@ -28,6 +28,7 @@ type endpoint struct {
 	lnMu       sync.Mutex // serializes the listener's changes
 	ln         net.Listener
 	acceptDone chan struct{}
+	held       *heldPort // the port, while refusing
 
 	mu       sync.Mutex
 	accepted int
@@ -114,11 +115,13 @@ func (e *endpoint) shut() bool {
 	e.cancel()
 	e.mu.Unlock()
 	e.closeListener()
+	e.releasePort()
 	return true
 }
 
 // closeListener closes the listener, if any, and waits for the accept
-// loop to exit. It reports whether there was one.
+// loop to exit. It reports whether there was one. Unless the endpoint is
+// closing, it keeps the port (see heldPort) for Accept.
 func (e *endpoint) closeListener() bool {
 	e.lnMu.Lock()
 	defer e.lnMu.Unlock()
@@ -128,7 +131,24 @@ func (e *endpoint) closeListener() bool {
 	e.ln.Close()
 	<-e.acceptDone
 	e.ln = nil
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if !closed {
+		e.held = holdPort(e.addr)
+	}
 	return true
+}
+
+// releasePort gives up the port held while refusing, when the endpoint
+// closes.
+func (e *endpoint) releasePort() {
+	e.lnMu.Lock()
+	defer e.lnMu.Unlock()
+	if e.held != nil {
+		e.held.release()
+		e.held = nil
+	}
 }
 
 // Trace returns the events so far, oldest first.
@@ -191,7 +211,9 @@ func (e *endpoint) logLocked(kind EventKind, conn int, err error) {
 // Refuse closes the listener: new dials fail with ECONNREFUSED, and
 // connections that completed their handshake but were not accepted yet
 // are reset. Open connections are not touched. Refuse does nothing if
-// the listener is already closed.
+// the listener is already closed. On Unix systems the endpoint keeps its
+// TCP port meanwhile (a socket bound to it that does not listen), so that
+// no other program takes it before Accept.
 func (e *endpoint) Refuse() error {
 	if e.closeListener() {
 		e.event(EventRefused, 0, nil)
@@ -200,7 +222,8 @@ func (e *endpoint) Refuse() error {
 }
 
 // Accept listens again on the same address after Refuse. It does nothing
-// if the listener is open, and fails if the address has been taken.
+// if the listener is open. Where the port was not kept (see Refuse), it
+// fails if another program has taken the address meanwhile.
 func (e *endpoint) Accept() error {
 	e.lnMu.Lock()
 	defer e.lnMu.Unlock()
@@ -213,7 +236,14 @@ func (e *endpoint) Accept() error {
 	if e.ln != nil {
 		return nil
 	}
-	ln, err := listen(e.network, e.addr.String())
+	var ln net.Listener
+	var err error
+	if e.held != nil {
+		ln, err = e.held.listen()
+		e.held = nil
+	} else {
+		ln, err = listen(e.network, e.addr.String())
+	}
 	if err == nil {
 		e.serve(ln)
 	}
