@@ -11,11 +11,11 @@ import (
 	"github.com/reconn/reconn/internal/syslogtest"
 )
 
-// TestRsyslogdRotation streams to a real rsyslogd at full speed with
-// ConnMaxLifetime 200 ms: every rotation is a graceful handoff, so
-// rsyslogd must write every message exactly once.
+// TestRsyslogdRotation streams to a real rsyslogd at full speed for a
+// second and a half with ConnMaxLifetime 200 ms: every rotation is a
+// graceful handoff, so rsyslogd must write every message exactly once.
 func TestRsyslogdRotation(t *testing.T) {
-	const total = 60000
+	const length = 1500 * time.Millisecond
 	for _, async := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {
 			r := syslogtest.StartRsyslogd(t, syslogtest.Rsyslogd{})
@@ -28,7 +28,9 @@ func TestRsyslogdRotation(t *testing.T) {
 			d.Async = async
 			c := dial(t, d, addr)
 			var buf []byte
-			for seq := 0; seq < total; seq++ {
+			total := 0
+			for end := time.Now().Add(length); time.Now().Before(end); total++ {
+				seq := total
 				buf = append(buf[:0], "<13>Nov 23 20:00:00 host app: "...)
 				buf = faultnet.AppendMessage(buf, faultnet.Newline, seq, 120)
 				if _, err := c.Write(buf); err != nil {
@@ -63,8 +65,8 @@ func TestRsyslogdRotation(t *testing.T) {
 			if lost != 0 || dup != 0 {
 				t.Errorf("lost %d, duplicated %d; want 0, 0", lost, dup)
 			}
-			if s.Rotations < 1 {
-				t.Errorf("Stats().Rotations = %d; want at least 1", s.Rotations)
+			if s.Rotations < 3 {
+				t.Errorf("Stats().Rotations = %d in %v with ConnMaxLifetime 200ms; want at least 3", s.Rotations, length)
 			}
 		})
 	}
