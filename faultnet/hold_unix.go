@@ -5,6 +5,7 @@ package faultnet
 import (
 	"net"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,7 +35,14 @@ func holdPort(addr net.Addr) *heldPort {
 		copy(sa6.Addr[:], ta.IP.To16())
 		sa = sa6
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	// Not every Unix has SOCK_CLOEXEC: keep a fork from inheriting the
+	// socket before it is marked, as package net does.
+	syscall.ForkLock.RLock()
+	fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
+	if err == nil {
+		unix.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return nil
 	}
