@@ -147,6 +147,11 @@ func (s *Server) Stop() {
 	if err != nil {
 		s.fail(err)
 	}
+	// What the server read before the freeze may still wait in its own
+	// buffers, where no measure can see it, and a server may drop it at
+	// SIGTERM (syslog-ng was seen to, rarely): let it write that out
+	// first. Nothing more arrives; its output stops growing.
+	s.awaitQuiet()
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
@@ -161,6 +166,25 @@ func (s *Server) Stop() {
 		}
 		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 		unix.Close(fd)
+	}
+}
+
+// awaitQuiet waits until the server's output has not grown for 200 ms,
+// for at most 5 seconds.
+func (s *Server) awaitQuiet() {
+	size, still := int64(-1), time.Now()
+	for until := time.Now().Add(5 * time.Second); time.Now().Before(until); time.Sleep(20 * time.Millisecond) {
+		var n int64
+		if fi, err := os.Stat(s.out); err == nil {
+			n = fi.Size()
+		}
+		if n != size {
+			size, still = n, time.Now()
+			continue
+		}
+		if time.Since(still) >= 200*time.Millisecond {
+			return
+		}
 	}
 }
 
