@@ -667,6 +667,9 @@ func TestReplayCutShort(t *testing.T) {
 	srv := faultnet.NewServer(t)
 	var hold atomic.Bool
 	d := testDialer()
+	// In watch mode the reset would start a redial in the background,
+	// which the Write below must make itself.
+	d.Check = reconn.CheckState
 	d.Dialer = dialerFunc(func(ctx context.Context, network, address string) (net.Conn, error) {
 		var nd net.Dialer
 		nc, err := nd.DialContext(ctx, network, address)
