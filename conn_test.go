@@ -27,7 +27,10 @@ func TestMain(m *testing.M) {
 // testDialer returns a Dialer whose timeouts suit tests.
 func testDialer() *reconn.Dialer {
 	return &reconn.Dialer{
-		UserTimeout:   2 * time.Second,
+		// Long enough that a server starved of CPU, whose window stays
+		// closed meanwhile, is not taken for dead (see UserTimeout);
+		// tests of a silent peer set their own.
+		UserTimeout:   10 * time.Second,
 		RedialTimeout: 10 * time.Second,
 		MinBackoff:    2 * time.Millisecond,
 		MaxBackoff:    20 * time.Millisecond,

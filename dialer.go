@@ -132,8 +132,12 @@ type Dialer struct {
 	// to whole milliseconds; TCP_RXT_CONNDROPTIME on darwin and TCP_MAXRT
 	// on Windows, rounded up to whole seconds; in each case capped at the
 	// largest value the option takes (2^31-1 units). FreeBSD, the other
-	// BSDs, illumos and AIX have no per-socket equivalent. It also bounds
-	// each dial attempt, the connect and the TLS handshake together
+	// BSDs, illumos and AIX have no per-socket equivalent. On Linux a
+	// peer that stays alive but stops reading also counts as dead once
+	// its receive window has stayed closed this long: a server that
+	// pauses its reading (flow control) for longer is left and redialed.
+	// What it had acknowledged stays readable to it after the reset; what
+	// it had not is re-sent. It also bounds each dial attempt, the connect and the TLS handshake together
 	// (rounded up to a millisecond), unless Dialer is a *net.Dialer with
 	// its own Timeout or Deadline. If zero, the default is 10 seconds. If
 	// negative, the socket is left as Dialer made it, and each dial attempt

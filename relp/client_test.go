@@ -14,7 +14,7 @@ import (
 // testDialer returns a Dialer whose timeouts suit tests.
 func testDialer() *Dialer {
 	d := &Dialer{}
-	d.UserTimeout = 2 * time.Second
+	d.UserTimeout = 10 * time.Second // a starved server is not dead
 	d.RedialTimeout = 10 * time.Second
 	d.MinBackoff = 2 * time.Millisecond
 	d.MaxBackoff = 20 * time.Millisecond
