@@ -255,10 +255,11 @@ func closeBetweenMessages(t *testing.T, mode reconn.CheckMode, name string, faul
 
 // countingDialer records each dial attempt and reports it on a channel.
 type countingDialer struct {
-	d        net.Dialer
-	mu       sync.Mutex
-	attempts []time.Time
-	ch       chan struct{}
+	d         net.Dialer
+	mu        sync.Mutex
+	attempts  []time.Time // when each attempt began
+	successes []time.Time // when each attempt that connected began
+	ch        chan struct{}
 }
 
 func newCountingDialer() *countingDialer {
@@ -266,14 +267,21 @@ func newCountingDialer() *countingDialer {
 }
 
 func (cd *countingDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	at := time.Now()
 	cd.mu.Lock()
-	cd.attempts = append(cd.attempts, time.Now())
+	cd.attempts = append(cd.attempts, at)
 	cd.mu.Unlock()
 	select {
 	case cd.ch <- struct{}{}:
 	default:
 	}
-	return cd.d.DialContext(ctx, network, address)
+	c, err := cd.d.DialContext(ctx, network, address)
+	if err == nil {
+		cd.mu.Lock()
+		cd.successes = append(cd.successes, at)
+		cd.mu.Unlock()
+	}
+	return c, err
 }
 
 // wait waits for n more dial attempts.
@@ -296,8 +304,20 @@ func (cd *countingDialer) times() []time.Time { return cd.since(time.Time{}) }
 func (cd *countingDialer) since(t time.Time) []time.Time {
 	cd.mu.Lock()
 	defer cd.mu.Unlock()
+	return timesFrom(cd.attempts, t)
+}
+
+// connectedSince returns when the attempts that connected and began at or
+// after t began, oldest first.
+func (cd *countingDialer) connectedSince(t time.Time) []time.Time {
+	cd.mu.Lock()
+	defer cd.mu.Unlock()
+	return timesFrom(cd.successes, t)
+}
+
+func timesFrom(times []time.Time, t time.Time) []time.Time {
 	var at []time.Time
-	for _, a := range cd.attempts {
+	for _, a := range times {
 		if !a.Before(t) {
 			at = append(at, a)
 		}

@@ -303,6 +303,9 @@ func TestRedialStorm(t *testing.T) {
 	down := up.Sub(start)
 	const bucket = 100 * time.Millisecond
 	counts := make([]int, int((down+bucket-1)/bucket))
+	// An attempt that began just before the server's listening was
+	// recorded may have connected: it counts as made during the outage,
+	// which only tightens the bound there, and as a reconnection.
 	during, after := 0, 0
 	var thirds [3]int
 	for _, a := range sd.since(start) {
@@ -314,6 +317,7 @@ func TestRedialStorm(t *testing.T) {
 			after++
 		}
 	}
+	reconnected := len(sd.connectedSince(start))
 	var rows strings.Builder
 	for i, k := range counts {
 		from, to := time.Duration(i)*bucket, min(time.Duration(i+1)*bucket, down)
@@ -327,12 +331,12 @@ func TestRedialStorm(t *testing.T) {
 	bound := float64(m*(1+steps)) * 1.5
 	t.Logf("during the outage: %d attempts, %.2f per Conn, %.0f/s on average; bound %.0f (%d backoff steps fit)",
 		during, float64(during)/float64(m), float64(during)/down.Seconds(), bound, steps)
-	t.Logf("after the server came back: %d attempts (%d Conns)", after, m)
+	t.Logf("after the server came back: %d attempts; %d Conns reconnected", after, reconnected)
 	if float64(during) > bound {
 		t.Errorf("%d dial attempts during a %v outage; want at most %.0f", during, down, bound)
 	}
-	if after < m {
-		t.Errorf("%d dial attempts after the server came back; want at least %d, one per Conn", after, m)
+	if reconnected < m {
+		t.Errorf("%d dials connected after the restart; want at least %d, one per Conn", reconnected, m)
 	}
 
 	// Every message must be there, and every Conn must close cleanly.
