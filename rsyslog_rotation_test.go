@@ -11,11 +11,12 @@ import (
 	"github.com/reconn/reconn/internal/syslogtest"
 )
 
-// TestRsyslogdRotation streams to a real rsyslogd at full speed for a
-// second and a half with ConnMaxLifetime 200 ms: every rotation is a
-// graceful handoff, so rsyslogd must write every message exactly once.
+// TestRsyslogdRotation streams to a real rsyslogd at full speed with
+// ConnMaxLifetime 200 ms until the Conn has rotated 3 times: every
+// rotation is a graceful handoff, so rsyslogd must write every message
+// exactly once.
 func TestRsyslogdRotation(t *testing.T) {
-	const length = 1500 * time.Millisecond
+	const rotations = 3
 	for _, async := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {
 			r := syslogtest.StartRsyslogd(t, syslogtest.Rsyslogd{})
@@ -29,7 +30,11 @@ func TestRsyslogdRotation(t *testing.T) {
 			c := dial(t, d, addr)
 			var buf []byte
 			total := 0
-			for end := time.Now().Add(length); time.Now().Before(end); total++ {
+			ctx := testContext(t)
+			for ; total%100 != 0 || c.Stats().Rotations < rotations; total++ {
+				if ctx.Err() != nil {
+					t.Fatalf("%d rotations after %d messages; want %d", c.Stats().Rotations, total, rotations)
+				}
 				seq := total
 				buf = append(buf[:0], "<13>Nov 23 20:00:00 host app: "...)
 				buf = faultnet.AppendMessage(buf, faultnet.Newline, seq, 120)
@@ -65,8 +70,8 @@ func TestRsyslogdRotation(t *testing.T) {
 			if lost != 0 || dup != 0 {
 				t.Errorf("lost %d, duplicated %d; want 0, 0", lost, dup)
 			}
-			if s.Rotations < 3 {
-				t.Errorf("Stats().Rotations = %d in %v with ConnMaxLifetime 200ms; want at least 3", s.Rotations, length)
+			if s.Dials != s.Rotations+1 || s.Redials != 0 {
+				t.Errorf("Stats() = %+v; want a connection per rotation and no other", s)
 			}
 		})
 	}
