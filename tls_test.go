@@ -318,7 +318,8 @@ func TestTLSDrain(t *testing.T) {
 			t.Errorf("cut %d: lost %d, duplicated %d; want 0, 0", cut, lost+unavoidable, dup)
 		}
 		if s.Redials != 0 {
-			t.Errorf("cut %d: Stats().Redials = %d; want 0", cut, s.Redials)
+			t.Errorf("cut %d: Stats().Redials = %d; want 0 (dead by check %d, by write %d, last error %v)",
+				cut, s.Redials, s.DeadByCheck, s.DeadByWrite, s.LastError)
 		}
 	}
 }

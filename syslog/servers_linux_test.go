@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -281,12 +282,28 @@ func paceName(rate int) string {
 // checks each line the server wrote.
 func streamWriter(t *testing.T, srv *syslogtest.Server, m serverMode, cfg Config, rate int) syslogtest.Result {
 	t.Helper()
+	given := cfg.Dialer
+	d := *given
+	var mu sync.Mutex
+	var redials []string
+	d.OnRedial = func(e reconn.RedialEvent) {
+		if given.OnRedial != nil {
+			given.OnRedial(e)
+		}
+		mu.Lock()
+		redials = append(redials, fmt.Sprintf("re-sent %d after %v", e.Replayed, e.Cause))
+		mu.Unlock()
+	}
+	cfg.Dialer = &d
 	w, err := DialConfig("tcp", srv.Addr(), streamFacility|LOG_INFO, streamTag, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res := stream(t, srv, w, rate)
 	checkLines(t, srv, m)
+	mu.Lock()
+	t.Logf("redials: %q", redials)
+	mu.Unlock()
 	return res
 }
 

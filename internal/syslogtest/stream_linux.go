@@ -54,12 +54,19 @@ type Result struct {
 	WriteErrors int   // failed Writes
 	CloseErr    error // what Close returned
 	FirstLost   []int // up to 20 lost sequence numbers
-	Elapsed     time.Duration
+	// DupRuns describes up to 20 runs of consecutive duplicated
+	// messages, as "first-last×copies", or "seq×copies" for one.
+	DupRuns []string
+	Elapsed time.Duration
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("sent %d, received %d, lost %d, unread by the server %d (%d bytes), duplicated %d, write errors %d, close: %v, in %v",
+	s := fmt.Sprintf("sent %d, received %d, lost %d, unread by the server %d (%d bytes), duplicated %d, write errors %d, close: %v, in %v",
 		r.Sent, r.Received, r.Lost, r.Unread, r.UnreadBytes, r.Duplicated, r.WriteErrors, r.CloseErr, r.Elapsed.Round(time.Millisecond))
+	if len(r.DupRuns) > 0 {
+		s += fmt.Sprintf(" (duplicated: %v)", r.DupRuns)
+	}
+	return s
 }
 
 // Run writes st.Total messages and restarts s each time the writer passes
@@ -145,5 +152,27 @@ func (s *Server) Run(t testing.TB, st Stream) Result {
 			r.Duplicated += n - 1
 		}
 	}
+	r.DupRuns = dupRuns(got, st.Total, 20)
 	return r
+}
+
+// dupRuns describes up to max runs of consecutive sequence numbers below
+// total that got counts more than once.
+func dupRuns(got map[int]int, total, max int) []string {
+	var runs []string
+	for seq := 0; seq < total && len(runs) < max; seq++ {
+		if got[seq] < 2 {
+			continue
+		}
+		first := seq
+		for seq+1 < total && got[seq+1] > 1 {
+			seq++
+		}
+		if first == seq {
+			runs = append(runs, fmt.Sprintf("%d×%d", first, got[first]))
+		} else {
+			runs = append(runs, fmt.Sprintf("%d-%d×%d", first, seq, got[first]))
+		}
+	}
+	return runs
 }
