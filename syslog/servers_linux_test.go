@@ -282,19 +282,31 @@ func paceName(rate int) string {
 // checks each line the server wrote.
 func streamWriter(t *testing.T, srv *syslogtest.Server, m serverMode, cfg Config, rate int) syslogtest.Result {
 	t.Helper()
-	given := cfg.Dialer
-	d := *given
 	var mu sync.Mutex
 	var redials []string
-	d.OnRedial = func(e reconn.RedialEvent) {
-		if given.OnRedial != nil {
-			given.OnRedial(e)
+	logRedials := func(d *reconn.Dialer) {
+		given := d.OnRedial
+		d.OnRedial = func(e reconn.RedialEvent) {
+			if given != nil {
+				given(e)
+			}
+			mu.Lock()
+			redials = append(redials, fmt.Sprintf("re-sent %d after %v", e.Replayed, e.Cause))
+			mu.Unlock()
 		}
-		mu.Lock()
-		redials = append(redials, fmt.Sprintf("re-sent %d after %v", e.Replayed, e.Cause))
-		mu.Unlock()
 	}
-	cfg.Dialer = &d
+	if cfg.RELP != nil {
+		r := *cfg.RELP
+		logRedials(&r.Dialer)
+		cfg.RELP = &r
+	} else {
+		var d reconn.Dialer
+		if cfg.Dialer != nil {
+			d = *cfg.Dialer
+		}
+		logRedials(&d)
+		cfg.Dialer = &d
+	}
 	w, err := DialConfig("tcp", srv.Addr(), streamFacility|LOG_INFO, streamTag, &cfg)
 	if err != nil {
 		t.Fatal(err)
