@@ -38,6 +38,32 @@ func stream(t *testing.T, c *reconn.Conn, srv *faultnet.Server, total, size, cut
 	return srv.Report(total)
 }
 
+// blackholeAt writes messages 0 to cut-1, makes the server's kernel stop
+// acknowledging once the server read them, writes the rest of the total
+// and closes c. Writing the rest only then makes sure they meet the
+// blackhole, however large the socket buffers are.
+func blackholeAt(t *testing.T, c *reconn.Conn, srv *faultnet.Server, total, cut int) faultnet.Report {
+	t.Helper()
+	var buf []byte
+	for seq := 0; seq < cut; seq++ {
+		buf = send(t, c, buf, seq, 100)
+	}
+	if err := srv.WaitReceived(testContext(t), cut); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Blackhole(); err != nil {
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, faultnet.ErrUnsupported) {
+			t.Skipf("Blackhole: %v", err)
+		}
+		t.Fatal(err)
+	}
+	for seq := cut; seq < total; seq++ {
+		buf = send(t, c, buf, seq, 100)
+	}
+	finish(t, c, srv)
+	return srv.Report(total)
+}
+
 // cutPoints returns n cut points spread over the first part of a stream.
 func cutPoints(total, n int) []int {
 	cuts := make([]int, n)
@@ -114,14 +140,7 @@ func TestBlackhole(t *testing.T) {
 	d.UserTimeout = time.Second
 	c := dial(t, d, srv.Addr())
 	start := time.Now()
-	var berr error
-	r := stream(t, c, srv, 20000, 100, 5000, func() { berr = srv.Blackhole() })
-	if berr != nil {
-		if errors.Is(berr, os.ErrPermission) || errors.Is(berr, faultnet.ErrUnsupported) {
-			t.Skipf("Blackhole: %v", berr)
-		}
-		t.Fatal(berr)
-	}
+	r := blackholeAt(t, c, srv, 20000, 5000)
 	took := time.Since(start)
 	if r.Lost != 0 {
 		t.Errorf("lost %d; want 0\n%v", r.Lost, r)
