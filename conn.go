@@ -343,7 +343,7 @@ func (c *Conn) ready(l *link, n int) bool {
 	if c.cfg.replay <= 0 {
 		return true
 	}
-	if int64(n)+heldSize > c.ring.max {
+	if int64(n)+heldSize > c.ring.max || c.ring.sent != c.ring.end {
 		return false
 	}
 	if c.ring.usage() >= c.trimAt || !c.ring.fits(n) {
@@ -392,6 +392,15 @@ func (c *Conn) writeSlow(b []byte) (int, error) {
 				return 0, c.writeError(err)
 			}
 			continue
+		}
+		if c.cfg.replay > 0 && c.unsent() {
+			if _, err := c.resend(o, l); err != nil {
+				if l.state == healthy {
+					return 0, c.writeError(o.stopped(err))
+				}
+				o.last = err
+				continue
+			}
 		}
 		if c.cfg.replay > 0 && !c.ring.fits(len(b)) {
 			if c.cfg.onFull != nil {
@@ -714,6 +723,15 @@ func (c *Conn) redial(o *op, old *link) error {
 		c.install(nl, old)
 		k, err := c.replay(o, nl)
 		ev.Replayed += k
+		if err != nil && nl.state == healthy {
+			// A deadline or Close stopped the replay: nl carries the
+			// stream on, and the next write on it finishes the replay.
+			ev.Downtime = time.Since(start)
+			if ev.Cause != nil {
+				o.events = append(o.events, ev)
+			}
+			return o.stopped(err)
+		}
 		if err != nil {
 			if o.ctx.Err() != nil || c.closed.Load() {
 				return o.fail(context.Cause(o.ctx))
@@ -784,18 +802,21 @@ func (c *Conn) dialFirst(ctx context.Context) (*link, error) {
 	return nil, errors.Join(errs...)
 }
 
-// settle trims what the dead link's peer acknowledged, which Linux and
-// Windows still count after a reset.
+// settle trims what the current link old, which died, had its peer
+// acknowledge (Linux and Windows still count it after a reset), and makes
+// old's close a reset if it carried messages that will go again on the
+// next link: a connection that died by a local error, or one whose peer
+// still reads, must not deliver them after the next link did.
 func (c *Conn) settle(old *link) {
-	if !old.ackable || c.held() == 0 {
-		return
+	if old.ackable && c.held() > 0 {
+		if old.sess != nil {
+			c.trimTo(old.answered.Load())
+		} else if r, ok := old.probe(opAcks); ok && r.ackOK {
+			c.trimTo(r.acked)
+		}
 	}
-	if old.sess != nil {
-		c.trimTo(old.answered.Load())
-		return
-	}
-	if r, ok := old.probe(opAcks); ok && r.ackOK {
-		c.trimTo(r.acked)
+	if c.onLink() > 0 {
+		old.abort()
 	}
 }
 
@@ -810,13 +831,33 @@ func (c *Conn) replay(o *op, l *link) (int, error) {
 	}
 	// Every held message goes, whatever the link before carried: a
 	// replay cut short leaves messages that no link carries now.
-	was, wasBytes := c.ring.upTo(c.ring.hw)
 	c.ring.unlink()
 	c.unlockRing()
+	return c.resend(o, l)
+}
+
+// resend writes on l what the ring holds beyond what l carried, and
+// counts as re-sent the messages among them that an earlier link
+// carried. It serves replay, and in the synchronous mode it finishes on
+// the same link a replay that a deadline or Close stopped.
+func (c *Conn) resend(o *op, l *link) (int, error) {
+	c.lockRing()
+	done, doneBytes := c.ring.upTo(c.ring.sent)
+	was, wasBytes := c.ring.upTo(c.ring.hw)
+	c.unlockRing()
 	k, n, err := c.send(o, l)
-	k, n = min(k, was), min(n, wasBytes)
+	k, n = min(k, was-done), min(n, wasBytes-doneBytes)
 	c.st.resent(k, n)
 	return k, err
+}
+
+// unsent reports whether the ring holds bytes not written on the current
+// link: in the synchronous mode, a replay that a deadline or Close
+// stopped.
+func (c *Conn) unsent() bool {
+	c.lockRing()
+	defer c.unlockRing()
+	return c.ring.sent != c.ring.end
 }
 
 // maxWrite bounds one write of held messages: with Async, the largest
@@ -849,6 +890,12 @@ func (c *Conn) send(o *op, l *link) (int, int64, error) {
 		sent = c.ring.sent
 		c.unlockRing()
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && l.cc == nil {
+				// A deadline or Close stopped the write: the connection
+				// is sound and the ring records how far the stream went
+				// on it, so the next write on l goes on from there.
+				return k, sent - from, err
+			}
 			// A message may be cut on l: l cannot carry the stream on.
 			c.died(l, err, false)
 			return k, sent - from, err
@@ -954,9 +1001,10 @@ func (c *Conn) install(l *link, old *link) {
 	drop := [2]*link{c.lingering}
 	c.lingering = nil
 	if old != nil {
-		if c.readers.Load() > 0 && !c.closed.Load() {
+		if c.readers.Load() > 0 && !c.closed.Load() && !old.aborted {
 			// A Read waits on old: let it have what old's peer sent, for
-			// a bounded time, before it goes on with l.
+			// a bounded time, before it goes on with l. An aborted link
+			// would meanwhile deliver what l carries again.
 			c.lingering = old
 			dl := time.Now().Add(lingerTime)
 			if !c.rdl.IsZero() && c.rdl.Before(dl) {
@@ -1223,6 +1271,12 @@ func (c *Conn) flushStep(o *op, f *flushState, final bool) (bool, error) {
 	for {
 		l := c.cur.Load()
 		c.check(l)
+		if l.state == healthy && c.w == nil && c.unsent() {
+			if _, err := c.resend(o, l); err != nil && l.state == healthy {
+				return false, o.stopped(err)
+			}
+			continue
+		}
 		if l.state == healthy {
 			if !l.ackable && c.sentUpTo(f.target) {
 				return true, nil // nothing can confirm it

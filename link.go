@@ -27,6 +27,7 @@ type link struct {
 
 	retired     atomic.Bool // replaced by a newer link
 	closed      atomic.Bool
+	aborted     bool        // its close is a reset (abort); guarded by Conn.tok
 	placeholder bool        // stands for the connection an Async Conn has not made yet
 	addr        int         // index in config.addrs of the address dialed
 	expire      *time.Timer // ends the link's life (ConnMaxLifetime); set once, before the link is shared
@@ -182,8 +183,13 @@ func (l *link) closeWrite() {
 }
 
 // abort makes the link's close a reset, so that what it still has queued
-// is not sent after the stream moved on (SO_LINGER 0).
+// is not sent after the stream moved on (SO_LINGER 0). A connection the
+// kernel already closed has nothing queued and is left as it is.
 func (l *link) abort() {
+	if r, ok := l.probe(opState); ok && r.h == broken {
+		return
+	}
+	l.aborted = true
 	nc := l.nc
 	if l.cc != nil {
 		nc = l.cc.Conn

@@ -213,6 +213,16 @@ func (o *op) fail(cause error) error {
 	return &redialError{cause: cause, last: o.last, attempts: o.attempts}
 }
 
+// stopped returns the error of an op whose write err was stopped by a
+// deadline: the op's cause if its bound ended, else err, the socket's own
+// deadline having passed first.
+func (o *op) stopped(err error) error {
+	if o.ctx.Err() != nil {
+		return o.fail(context.Cause(o.ctx))
+	}
+	return err
+}
+
 // write writes b on l, bounded by the socket's write deadline and by the
 // op's context: if ctx ends first, the socket's write deadline is moved to
 // the past, which ends the write, and then restored. The Async writer's

@@ -154,6 +154,9 @@ func (w *writer) pump() bool {
 			continue
 		}
 		if _, _, err := c.send(o, l); err != nil {
+			if l.state == healthy {
+				return false // Close stopped the write
+			}
 			continue // l is dead: redial
 		}
 		c.lockRing()
