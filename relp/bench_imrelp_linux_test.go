@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/reconn/reconn/internal/syslogtest"
 )
 
 // BenchmarkRELPvsTCP measures, on one rsyslogd, the time from the first
@@ -22,12 +24,7 @@ import (
 func BenchmarkRELPvsTCP(b *testing.B) {
 	dir := b.TempDir()
 	tcpLog := filepath.Join(dir, "tcp.log")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tcpPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	tcpPort := syslogtest.FreePort(b)
 	r := startImrelp(b, imrelpConfig{extra: fmt.Sprintf(`module(load="imtcp")
 ruleset(name="tcp") { action(type="omfile" file=%q template="raw") }
 input(type="imtcp" address="127.0.0.1" port="%d" ruleset="tcp")`, tcpLog, tcpPort)})

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/syslogtest"
 )
 
 // imrelpConfig configures a private rsyslogd with one imrelp input.
@@ -81,12 +82,7 @@ func startImrelp(t testing.TB, cfg imrelpConfig) *imrelpd {
 		}
 	}
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := syslogtest.FreePort(t)
 	r := &imrelpd{t: t, bin: bin, dir: dir, port: port, out: filepath.Join(dir, "out.log")}
 	action := fmt.Sprintf(`action(type="omfile" file=%q template="raw")`, r.out)
 	if cfg.forward != nil {
@@ -269,12 +265,7 @@ type sink struct {
 
 // newSink reserves a port: it listens on a free one and closes it again.
 func newSink(t *testing.T) *sink {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &sink{t: t, port: ln.Addr().(*net.TCPAddr).Port}
-	ln.Close()
+	s := &sink{t: t, port: syslogtest.FreePort(t)}
 	t.Cleanup(func() { s.close() })
 	return s
 }

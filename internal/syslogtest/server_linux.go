@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -59,15 +60,50 @@ func newServer(t testing.TB, name, dir string, port int, argv, env []string, tls
 	return s
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
+// FreePort returns a loopback TCP port that was free a moment ago, below
+// the kernel's ephemeral range where it can: no listener on port 0 and no
+// connecting socket of another test process can then take it while the
+// server restarts, nor can a test that dials a refusing port find the
+// server there.
+func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	const low = 10000
+	top := ephemeralLow()
+	for range 100 {
+		port := 0
+		if top > low {
+			port = low + rand.IntN(top-low)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			if port != 0 && errors.Is(err, syscall.EADDRINUSE) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port found below the ephemeral range")
+	return 0
+}
+
+// ephemeralLow returns the first port of the kernel's ephemeral range, or
+// 0 if it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // Addr is the server's address, "127.0.0.1:port".

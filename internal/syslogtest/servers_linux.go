@@ -52,7 +52,7 @@ func StartRsyslogd(t testing.TB, c Rsyslogd) *Server {
 		c.Template = "%rawmsg%\n"
 	}
 	dir := t.TempDir()
-	port := freePort(t)
+	port := FreePort(t)
 	global := fmt.Sprintf("workDirectory=%q", dir)
 	imtcp := `module(load="imtcp")`
 	if c.TLS != nil {
@@ -125,7 +125,7 @@ func StartSyslogNG(t testing.TB, c SyslogNG) *Server {
 		c.Template = "$MSG\n"
 	}
 	dir := t.TempDir()
-	port := freePort(t)
+	port := FreePort(t)
 	flags := ""
 	if c.Flags != "" {
 		flags = " flags(" + c.Flags + ")"
