@@ -33,6 +33,13 @@
 //     With replay off, a FIN ends the connection at once.
 //   - A peer that stops acknowledging (a silent drop) is found after
 //     Dialer.UserTimeout where the platform supports it.
+//   - A deadline or Close that stops a write leaves the connection as it
+//     is: a Write that reports n bytes written wrote exactly those, and a
+//     replay stopped midway goes on, on the same connection, at the next
+//     Write, Flush or Close. A TCP connection given up while it carries
+//     messages that will go again on the next one is closed with a reset,
+//     so that it cannot deliver them late, after the next one did; a unix
+//     socket cannot be reset, and its peer may read them twice.
 //
 // Acknowledgements are counted with tcpi_bytes_acked on Linux (SIOCOUTQ
 // for unix sockets, which counts bytes the peer application has not yet

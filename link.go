@@ -184,18 +184,18 @@ func (l *link) closeWrite() {
 
 // abort makes the link's close a reset, so that what it still has queued
 // is not sent after the stream moved on (SO_LINGER 0). A connection the
-// kernel already closed has nothing queued and is left as it is.
+// kernel already closed has nothing queued and is left as it is; a unix
+// socket cannot be reset, and its peer may still read what it queued.
 func (l *link) abort() {
 	if r, ok := l.probe(opState); ok && r.h == broken {
 		return
 	}
-	l.aborted = true
 	nc := l.nc
 	if l.cc != nil {
 		nc = l.cc.Conn
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetLinger(0)
+		l.aborted = tc.SetLinger(0) == nil
 	}
 }
 
