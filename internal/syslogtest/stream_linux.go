@@ -5,6 +5,7 @@ package syslogtest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -51,6 +52,11 @@ type Result struct {
 	Unread      int
 	UnreadBytes int64
 	Duplicated  int
+	// Truncated counts copies the server wrote cut short, each a prefix
+	// of a whole copy of the same message: the part of a message it had
+	// read when a connection ended, which the client then re-sent whole.
+	// They are not counted in Duplicated.
+	Truncated   int
 	WriteErrors int   // failed Writes
 	CloseErr    error // what Close returned
 	FirstLost   []int // up to 20 lost sequence numbers
@@ -61,8 +67,8 @@ type Result struct {
 }
 
 func (r Result) String() string {
-	s := fmt.Sprintf("sent %d, received %d, lost %d, unread by the server %d (%d bytes), duplicated %d, write errors %d, close: %v, in %v",
-		r.Sent, r.Received, r.Lost, r.Unread, r.UnreadBytes, r.Duplicated, r.WriteErrors, r.CloseErr, r.Elapsed.Round(time.Millisecond))
+	s := fmt.Sprintf("sent %d, received %d, lost %d, unread by the server %d (%d bytes), duplicated %d, truncated %d, write errors %d, close: %v, in %v",
+		r.Sent, r.Received, r.Lost, r.Unread, r.UnreadBytes, r.Duplicated, r.Truncated, r.WriteErrors, r.CloseErr, r.Elapsed.Round(time.Millisecond))
 	if len(r.DupRuns) > 0 {
 		s += fmt.Sprintf(" (duplicated: %v)", r.DupRuns)
 	}
@@ -130,11 +136,17 @@ func (s *Server) Run(t testing.TB, st Stream) Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(map[int]int, st.Total)
+	copies := make(map[int][]string, st.Total)
 	for _, l := range lines {
 		if seq, ok := faultnet.ParseSeq([]byte(l)); ok {
-			got[seq]++
+			copies[seq] = append(copies[seq], l)
 		}
+	}
+	got := make(map[int]int, len(copies))
+	for seq, ls := range copies {
+		cut := truncated(ls)
+		got[seq] = len(ls) - cut
+		r.Truncated += cut
 	}
 	unread, unreadBytes := s.Unread()
 	r.UnreadBytes = unreadBytes
@@ -154,6 +166,22 @@ func (s *Server) Run(t testing.TB, st Stream) Result {
 	}
 	r.DupRuns = dupRuns(got, st.Total, 20)
 	return r
+}
+
+// truncated counts the lines among copies of one message that are a
+// strict prefix of another: the part of a message a server had read when
+// its connection ended, which it wrote as a message of its own.
+func truncated(copies []string) int {
+	n := 0
+	for i, a := range copies {
+		for j, b := range copies {
+			if i != j && len(a) < len(b) && strings.HasPrefix(b, a) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // dupRuns describes up to max runs of consecutive sequence numbers below
