@@ -1,6 +1,7 @@
 package reconn_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -384,5 +385,75 @@ func TestAsyncBadInput(t *testing.T) {
 			c.Close()
 		}
 		t.Errorf("Dial with Async and replay off = %v; want an error naming ReplayBuffer", err)
+	}
+}
+
+// TestAsyncCloseWhileWriting closes an Async Conn while writers are in
+// Write: a Write that returned nil must have its message delivered when
+// Close returns nil, however the two interleave.
+func TestAsyncCloseWhileWriting(t *testing.T) {
+	const rounds, writers = 200, 4
+	for round := range rounds {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(map[int]bool)
+		read := make(chan error, 1)
+		go func() {
+			nc, err := ln.Accept()
+			ln.Close()
+			if err != nil {
+				read <- err
+				return
+			}
+			defer nc.Close()
+			sc := bufio.NewScanner(nc)
+			for sc.Scan() {
+				if seq, ok := faultnet.ParseSeq(sc.Bytes()); ok {
+					got[seq] = true
+				}
+			}
+			read <- sc.Err()
+		}()
+		c := dial(t, asyncDialer(), ln.Addr())
+		accepted := make([][]int, writers)
+		var started, wg sync.WaitGroup
+		started.Add(writers)
+		for w := range writers {
+			wg.Go(func() {
+				var buf []byte
+				for i := 0; ; i++ {
+					seq := i*writers + w
+					buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, seq, 100)
+					if _, err := c.Write(buf); err != nil {
+						if !errors.Is(err, net.ErrClosed) {
+							t.Errorf("writer %d: Write = %v; want nil or net.ErrClosed", w, err)
+						}
+						return
+					}
+					accepted[w] = append(accepted[w], seq)
+					if i == 10 {
+						started.Done()
+					}
+				}
+			})
+		}
+		started.Wait()
+		cerr := c.Close()
+		wg.Wait()
+		if err := <-read; err != nil {
+			t.Fatal(err)
+		}
+		if cerr != nil {
+			t.Fatalf("round %d: Close() = %v", round, cerr)
+		}
+		for w, seqs := range accepted {
+			for _, seq := range seqs {
+				if !got[seq] {
+					t.Fatalf("round %d: writer %d's message %d was accepted, Close returned nil, and it never arrived", round, w, seq)
+				}
+			}
+		}
 	}
 }

@@ -194,6 +194,12 @@ func (c *Conn) writeAsync(b []byte) (int, error) {
 		return 0, c.writeError(os.ErrDeadlineExceeded)
 	}
 	c.rmu.Lock()
+	if c.closed.Load() {
+		// Close began after the first look: its flush takes its target
+		// under rmu, so b would be neither flushed nor counted.
+		c.rmu.Unlock()
+		return 0, c.writeError(net.ErrClosed)
+	}
 	if !c.ring.fits(len(b)) {
 		c.rmu.Unlock()
 		return c.writeFull(b)
@@ -232,6 +238,10 @@ func (c *Conn) writeFull(b []byte) (int, error) {
 	for {
 		sig := c.sig.Load()
 		c.rmu.Lock()
+		if c.closed.Load() {
+			c.rmu.Unlock()
+			return 0, c.writeError(net.ErrClosed)
+		}
 		if c.ring.fits(len(b)) {
 			c.take(b)
 			c.rmu.Unlock()
