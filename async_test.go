@@ -392,7 +392,7 @@ func TestAsyncBadInput(t *testing.T) {
 // Write: a Write that returned nil must have its message delivered when
 // Close returns nil, however the two interleave.
 func TestAsyncCloseWhileWriting(t *testing.T) {
-	const rounds, writers = 200, 4
+	const rounds, writers = 100, 4
 	for round := range rounds {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -416,7 +416,9 @@ func TestAsyncCloseWhileWriting(t *testing.T) {
 			}
 			read <- sc.Err()
 		}()
-		c := dial(t, asyncDialer(), ln.Addr())
+		d := asyncDialer()
+		d.ReplayBuffer = 64 << 10 // bounds what each round's Close sends
+		c := dial(t, d, ln.Addr())
 		accepted := make([][]int, writers)
 		var started, wg sync.WaitGroup
 		started.Add(writers)
