@@ -719,6 +719,9 @@ func (c *Conn) redial(o *op, old *link) error {
 		if nl == nil {
 			continue
 		}
+		ev.To = c.cfg.addrs[nl.addr]
+		c.install(nl, old)
+		// Counted once installed: whoever sees the count sees the link.
 		c.st.dials.Add(1)
 		if !old.placeholder {
 			c.st.redials.Add(1)
@@ -726,8 +729,6 @@ func (c *Conn) redial(o *op, old *link) error {
 				c.st.failovers.Add(1)
 			}
 		}
-		ev.To = c.cfg.addrs[nl.addr]
-		c.install(nl, old)
 		k, err := c.replay(o, nl)
 		ev.Replayed += k
 		if err != nil && nl.state == healthy {
