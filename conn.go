@@ -310,7 +310,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	if c.slow.Load() || c.closed.Load() {
-		c.wmu.Unlock()
+		// Close may be waiting in quiesce for this very Write.
+		c.unlockFast()
 		return c.writeSlow(b)
 	}
 	if len(b) == 0 {

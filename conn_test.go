@@ -509,6 +509,56 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 }
 
+// TestCloseWhileWriting closes a Conn while writers go on calling Write
+// until Close has returned, as an application logging during shutdown
+// does: Close must return, however its steps and the Writes interleave.
+func TestCloseWhileWriting(t *testing.T) {
+	const rounds, writers = 50, 4
+	for round := range rounds {
+		srv := faultnet.NewServer(t)
+		c := dialServer(t, testDialer(), srv)
+		var closed atomic.Bool
+		var started, wg sync.WaitGroup
+		started.Add(writers)
+		for w := range writers {
+			wg.Go(func() {
+				signaled := false
+				defer func() {
+					if !signaled {
+						started.Done()
+					}
+				}()
+				var buf []byte
+				for i := 0; !closed.Load(); i++ {
+					buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, i*writers+w, 100)
+					_, err := c.Write(buf)
+					if err != nil && !errors.Is(err, net.ErrClosed) {
+						t.Errorf("writer %d: Write = %v; want nil or net.ErrClosed", w, err)
+						return
+					}
+					if i == 10 {
+						started.Done()
+						signaled = true
+					}
+				}
+			})
+		}
+		started.Wait()
+		done := make(chan error, 1)
+		go func() { done <- c.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("round %d: Close() = %v", round, err)
+			}
+		case <-testContext(t).Done():
+			t.Fatalf("round %d: Close did not return", round)
+		}
+		closed.Store(true)
+		wg.Wait()
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	srv := faultnet.NewServer(t)
 	c := dial(t, testDialer(), srv.Addr())
