@@ -1,6 +1,7 @@
 package relp
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -312,7 +313,8 @@ func (c *testClient) handle(f frame) error {
 	}
 	switch cmd.cmd {
 	case cmdOpen:
-		r.data = append([]byte(nil), r.data...)
+		// r aliases the read buffer, which the next read reuses.
+		r.msg, r.data = bytes.Clone(r.msg), bytes.Clone(r.data)
 		c.opened <- r
 	case cmdSyslog:
 		c.codes[cmd.msg] = r.code
