@@ -47,3 +47,18 @@ func setsockopt(rc syscall.RawConn, name string, f func(fd int) error) error {
 	}
 	return os.NewSyscallError(name, serr)
 }
+
+// acceptQueue returns how many connections wait in the accept queue of a
+// listening socket: TCP_INFO's tcpi_unacked counts them for a socket in
+// the LISTEN state (tcp_get_info, net/ipv4/tcp.c).
+func acceptQueue(rc syscall.RawConn) (int, error) {
+	var n int
+	err := setsockopt(rc, "getsockopt TCP_INFO", func(fd int) error {
+		info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err == nil {
+			n = int(info.Unacked)
+		}
+		return err
+	})
+	return n, err
+}

@@ -15,3 +15,7 @@ func detachDrop(syscall.RawConn) error { return ErrUnsupported }
 // systems discard what the socket holds when its receiving side is shut
 // down, so the close is left as it is.
 func shutdownBoth(syscall.RawConn) error { return ErrUnsupported }
+
+// acceptQueue reports ErrUnsupported: the accept queue is read on Linux
+// only.
+func acceptQueue(syscall.RawConn) (int, error) { return 0, ErrUnsupported }

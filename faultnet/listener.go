@@ -128,6 +128,7 @@ func (e *endpoint) closeListener() bool {
 	if e.ln == nil {
 		return false
 	}
+	e.drainQueue()
 	e.ln.Close()
 	<-e.acceptDone
 	e.ln = nil
@@ -138,6 +139,29 @@ func (e *endpoint) closeListener() bool {
 		e.held = holdPort(e.addr)
 	}
 	return true
+}
+
+// drainQueue lets the accept loop take every connection whose handshake
+// completed before the listener closes: closing it would reset them
+// unaccepted, and the client, whose dial succeeded, would count a
+// connection the server never had. New handshakes stop completing first
+// (the drop filter). Where the filter or the queue's length is not
+// available (not Linux), or the queue does not empty within a second,
+// the listener closes as it is. lnMu is held.
+func (e *endpoint) drainQueue() {
+	tl, ok := e.ln.(*net.TCPListener)
+	if !ok {
+		return
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil || attachDrop(rc) != nil {
+		return
+	}
+	for until := time.Now().Add(time.Second); time.Now().Before(until); time.Sleep(time.Millisecond) {
+		if n, err := acceptQueue(rc); err != nil || n == 0 {
+			return
+		}
+	}
 }
 
 // releasePort gives up the port held while refusing, when the endpoint
