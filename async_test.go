@@ -65,7 +65,7 @@ func TestAsyncConformance(t *testing.T) {
 // Write may fail, and nothing may be lost outside the unread sets.
 func TestAsyncRestarts(t *testing.T) {
 	const total, size, restarts = 100000, 100, 10
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	c := dialServer(t, asyncDialer(), srv)
 	ctx := testContext(t)
 	done := make(chan error, 1)
@@ -110,7 +110,7 @@ func TestAsyncRestarts(t *testing.T) {
 func TestAsyncDrain(t *testing.T) {
 	const total, size = 20000, 100
 	for _, cut := range cutPoints(total, 4) {
-		srv := faultnet.NewServer(t)
+		srv := newPrivateServer(t)
 		c := dialServer(t, asyncDialer(), srv)
 		r := stream(t, c, srv, total, size, cut, srv.HalfClose)
 		if r.Lost != 0 || r.Duplicated != 0 {
@@ -123,7 +123,7 @@ func TestAsyncDrain(t *testing.T) {
 func TestAsyncAbrupt(t *testing.T) {
 	const total, size = 20000, 100
 	for _, cut := range cutPoints(total, 4) {
-		srv := faultnet.NewServer(t)
+		srv := newPrivateServer(t)
 		c := dialServer(t, asyncDialer(), srv)
 		r := stream(t, c, srv, total, size, cut, srv.RST)
 		exactOrSkip(t, r)
@@ -138,7 +138,7 @@ func TestAsyncAbrupt(t *testing.T) {
 // redials and replays the rest.
 func TestAsyncBlackhole(t *testing.T) {
 	const total, cut = 20000, 5000
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	d := asyncDialer()
 	d.UserTimeout = time.Second
 	c := dialServer(t, d, srv)
@@ -155,7 +155,7 @@ func TestAsyncBlackhole(t *testing.T) {
 // at once, Writes buffer, and everything arrives once the server listens.
 func TestAsyncStartWhileDown(t *testing.T) {
 	const total = 1000
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	if err := srv.Refuse(); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestAsyncFull(t *testing.T) {
 			name = "FailWhenFull"
 		}
 		t.Run(name, func(t *testing.T) {
-			srv := faultnet.NewServer(t)
+			srv := newPrivateServer(t)
 			d := asyncDialer()
 			d.ReplayBuffer = 256 << 10
 			d.FailWhenFull = fail
@@ -234,7 +234,7 @@ func TestAsyncFull(t *testing.T) {
 // Writes fail with ErrRedialLimit and what is buffered stays; when the
 // server is back, Writes succeed and everything arrives.
 func TestAsyncRedialTimeout(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	d := asyncDialer()
 	d.RedialTimeout = 100 * time.Millisecond
 	cd := newCountingDialer()
@@ -297,7 +297,7 @@ func TestAsyncRedialTimeout(t *testing.T) {
 
 // TestAsyncConcurrentWriters breaks the connection twice under 8 writers.
 func TestAsyncConcurrentWriters(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	c := dialServer(t, asyncDialer(), srv)
 	const writers, each = 8, 2000
 	var wg sync.WaitGroup
@@ -331,7 +331,7 @@ func TestAsyncConcurrentWriters(t *testing.T) {
 // TestAsyncCloseDuringRedial closes while the writer redials a server that
 // is down: Close reports what is unconfirmed, and nothing is left running.
 func TestAsyncCloseDuringRedial(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	d := asyncDialer()
 	d.FlushTimeout = 100 * time.Millisecond
 	cd := newCountingDialer()

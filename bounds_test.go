@@ -111,10 +111,10 @@ func refuse(t *testing.T, srv *faultnet.Server) {
 }
 
 // holdPort binds a socket to addr, a port no longer listened on, without
-// listening, until the test ends. The kernel still refuses dials to addr,
-// and it gives the port to no other program's listener meanwhile: on a
-// machine shared with other tests, such a listener would let a redial
-// that must fail succeed.
+// listening, until the test ends: the kernel still refuses dials to addr,
+// and no listener on port 0 is given the port meanwhile. A program that
+// binds that very port with SO_REUSEADDR still can: servers that are
+// later refused are started with newPrivateServer for that reason.
 func holdPort(t *testing.T, addr net.Addr) {
 	t.Helper()
 	ta, ok := addr.(*net.TCPAddr)
@@ -156,7 +156,7 @@ var serverFaults = []struct {
 // its first dial attempt.
 func healingConn(t *testing.T, d *reconn.Dialer, fault func(*faultnet.Server)) *reconn.Conn {
 	t.Helper()
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	cd := newCountingDialer()
 	d.Dialer = cd
 	// Close, when the test ends, need not redial for long.
@@ -395,7 +395,7 @@ func digest(out []byte) string {
 
 // runFieldCase runs one case, in the child process.
 func runFieldCase(t *testing.T, fc fieldCase) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	d := testDialer()
 	d.RedialTimeout = 500 * time.Millisecond
 	fc.set(d)
@@ -501,7 +501,7 @@ func (r *recordingDialer) DialContext(ctx context.Context, network, address stri
 // the resolution of TCP_USER_TIMEOUT, is rounded up to one millisecond
 // rather than down to zero, which would turn the timeout off.
 func TestUserTimeoutResolution(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	for _, tc := range []struct {
 		v    time.Duration
 		want int
@@ -845,7 +845,7 @@ func TestIdleCloseNoRedial(t *testing.T) {
 	const window = 300 * time.Millisecond
 	for _, f := range serverFaults {
 		t.Run(f.name, func(t *testing.T) {
-			srv := faultnet.NewServer(t)
+			srv := newPrivateServer(t)
 			cd := newCountingDialer()
 			d := testDialer()
 			d.Dialer = cd

@@ -554,7 +554,7 @@ func (r *chaosRun) faultLines() []string {
 func runChaos(t *testing.T, seed uint64, n int, rng *rand.Rand, window time.Duration, tot *chaosTotals) {
 	ignore := goleak.IgnoreCurrent()
 	cfg := drawChaosConfig(rng)
-	srv, err := faultnet.Listen("tcp", "127.0.0.1:0")
+	srv, err := faultnet.Listen("tcp", privateLoopback()+":0")
 	if err != nil {
 		t.Fatalf("seed %d run %d: %v", seed, n, err)
 	}

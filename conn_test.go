@@ -3,7 +3,9 @@ package reconn_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"runtime"
@@ -36,6 +38,31 @@ func testDialer() *reconn.Dialer {
 		MaxBackoff:    20 * time.Millisecond,
 		FlushTimeout:  5 * time.Second,
 	}
+}
+
+// newPrivateServer starts a faultnet Server on a loopback address of its
+// own (see privateLoopback) and closes it when the test ends.
+func newPrivateServer(t testing.TB) *faultnet.Server {
+	t.Helper()
+	srv, err := faultnet.Listen("tcp", privateLoopback()+":0")
+	if err != nil {
+		t.Fatalf("faultnet: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// privateLoopback returns a loopback address other than 127.0.0.1 on
+// Linux, where all of 127.0.0.0/8 is local. A test whose server refuses
+// dials for a while needs one: another test program on the machine may
+// bind the same port on 127.0.0.1 meanwhile (a server that restarts
+// does), and a redial that must be refused would reach it. Elsewhere
+// only 127.0.0.1 is configured by default.
+func privateLoopback() string {
+	if runtime.GOOS != "linux" {
+		return "127.0.0.1"
+	}
+	return fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(254), rand.IntN(256), 1+rand.IntN(254))
 }
 
 // dial connects d to addr and closes the Conn when the test ends.
@@ -216,7 +243,7 @@ func TestCloseBetweenMessages(t *testing.T) {
 
 func closeBetweenMessages(t *testing.T, mode reconn.CheckMode, name string, fault func(*faultnet.Server)) {
 	t.Run(mode.String()+"/"+name, func(t *testing.T) {
-		srv := faultnet.NewServer(t)
+		srv := newPrivateServer(t)
 		d := testDialer()
 		d.Check = mode
 		c := dial(t, d, srv.Addr())
@@ -328,7 +355,7 @@ func timesFrom(times []time.Time, t time.Time) []time.Time {
 // TestListenerDownAndBack checks that a Write waits through an outage, and
 // that its dial attempts are spaced by the backoff.
 func TestListenerDownAndBack(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	cd := newCountingDialer()
 	d := testDialer()
 	d.Dialer = cd
@@ -385,7 +412,7 @@ func TestListenerDownAndBack(t *testing.T) {
 // will find the connection dead.
 func refusedConn(t *testing.T, d *reconn.Dialer) (*reconn.Conn, *countingDialer) {
 	t.Helper()
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	cd := newCountingDialer()
 	d.Dialer = cd
 	c := dialServer(t, d, srv)
@@ -477,7 +504,7 @@ func TestRedialLimit(t *testing.T) {
 }
 
 func TestConcurrentWriters(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	c := dialServer(t, testDialer(), srv)
 	const writers, each = 8, 500
 	var wg sync.WaitGroup
@@ -515,7 +542,7 @@ func TestConcurrentWriters(t *testing.T) {
 func TestCloseWhileWriting(t *testing.T) {
 	const rounds, writers = 50, 4
 	for round := range rounds {
-		srv := faultnet.NewServer(t)
+		srv := newPrivateServer(t)
 		c := dialServer(t, testDialer(), srv)
 		var closed atomic.Bool
 		var started, wg sync.WaitGroup
@@ -560,7 +587,7 @@ func TestCloseWhileWriting(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	c := dial(t, testDialer(), srv.Addr())
 	for _, b := range [][]byte{nil, {}} {
 		if n, err := c.Write(b); n != 0 || err != nil {
@@ -626,7 +653,7 @@ func TestBadInput(t *testing.T) {
 // io.EOF from the current peer, and goes on with the new connection after
 // a redial.
 func TestReadAcrossRedial(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	d := testDialer()
 	redialed := make(chan struct{}, 1)
 	d.OnRedial = func(reconn.RedialEvent) { redialed <- struct{}{} }
@@ -668,7 +695,7 @@ func TestReadAcrossRedial(t *testing.T) {
 // TestDeadlinesCarryOver checks that a read deadline set before a redial
 // applies to the new connection.
 func TestDeadlinesCarryOver(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	c := dialServer(t, testDialer(), srv)
 	srv.RST()
 	awaitReset(t, c)
@@ -686,7 +713,7 @@ func TestDeadlinesCarryOver(t *testing.T) {
 // TestDialContextBoundsRedials checks that the context given to
 // DialContext ends redialing once it is done, and nothing else.
 func TestDialContextBoundsRedials(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	nc, err := testDialer().DialContext(ctx, "tcp", srv.Addr().String())
 	if err != nil {
@@ -737,7 +764,7 @@ func (f dialerFunc) DialContext(ctx context.Context, network, address string) (n
 // before the replay could write a byte. The next redial must send every
 // held message all the same.
 func TestReplayCutShort(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	var hold atomic.Bool
 	d := testDialer()
 	// In watch mode the reset would start a redial in the background,

@@ -95,7 +95,7 @@ func abruptCloseMidStream(t *testing.T, mode reconn.CheckMode) {
 	const total, size = 20000, 100
 	var lost, unavoidable, dup, resent int
 	for _, cut := range cutPoints(total, 12) {
-		srv := faultnet.NewServer(t)
+		srv := newPrivateServer(t)
 		d := testDialer()
 		d.Check = mode
 		c := dial(t, d, srv.Addr())
@@ -117,7 +117,7 @@ func abruptCloseMidStream(t *testing.T, mode reconn.CheckMode) {
 func TestGracefulDrain(t *testing.T) {
 	const total, size = 20000, 100
 	for _, cut := range cutPoints(total, 8) {
-		srv := faultnet.NewServer(t)
+		srv := newPrivateServer(t)
 		c := dial(t, testDialer(), srv.Addr())
 		r := stream(t, c, srv, total, size, cut, srv.HalfClose)
 		if r.Lost != 0 || r.Duplicated != 0 {
@@ -135,7 +135,7 @@ func TestGracefulDrain(t *testing.T) {
 // With a 1 s UserTimeout the Conn finds out, redials and replays; Close
 // included, everything arrives within a few seconds.
 func TestBlackhole(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	d := testDialer()
 	d.UserTimeout = time.Second
 	c := dial(t, d, srv.Addr())
@@ -158,7 +158,7 @@ func TestBlackhole(t *testing.T) {
 // TestManyRestarts restarts the server five times within one long stream.
 func TestManyRestarts(t *testing.T) {
 	const total, size, restarts = 60000, 100, 5
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	c := dial(t, testDialer(), srv.Addr())
 	ctx := testContext(t)
 	done := make(chan error, 1)
@@ -294,7 +294,7 @@ func TestCompare(t *testing.T) {
 	for _, cl := range clients {
 		rw := row{name: cl.name}
 		for _, cut := range cutPoints(total, runs) {
-			srv := faultnet.NewServer(t)
+			srv := newPrivateServer(t)
 			w, err := cl.dial(srv.Addr().String())
 			if err != nil {
 				t.Fatal(err)
@@ -376,7 +376,7 @@ func fillUntilTimeout(t *testing.T, c *reconn.Conn, d time.Duration) int {
 // TestCloseUnconfirmed checks that Close, when it cannot wait for the
 // acknowledgements, says how many messages are unconfirmed.
 func TestCloseUnconfirmed(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	c := dialServer(t, testDialer(), srv)
 	srv.Pause() // the receive window closes: nothing more is acknowledged
 	sent := fillUntilTimeout(t, c, 200*time.Millisecond)
@@ -394,7 +394,7 @@ func TestCloseUnconfirmed(t *testing.T) {
 // TestReplayBufferBound checks that a full replay buffer makes Write wait
 // for acknowledgements, up to its deadline, and that nothing is dropped.
 func TestReplayBufferBound(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	d := testDialer()
 	d.ReplayBuffer = 64 << 10
 	c := dialServer(t, d, srv)

@@ -66,7 +66,7 @@ func TestFailoverPrimaryDies(t *testing.T) {
 	const total, size = 20000, 100
 	for _, async := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {
-			primary, fallback := faultnet.NewServer(t), faultnet.NewServer(t)
+			primary, fallback := newPrivateServer(t), newPrivateServer(t)
 			d := failoverDialer(fallback)
 			d.Async = async
 			c := dialServer(t, d, primary)
@@ -118,7 +118,7 @@ func waitFinal(t *testing.T, servers ...*faultnet.Server) {
 func TestFailoverPrimaryDownAtDial(t *testing.T) {
 	for _, async := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {
-			primary, fallback := faultnet.NewServer(t), faultnet.NewServer(t)
+			primary, fallback := newPrivateServer(t), newPrivateServer(t)
 			if err := primary.Refuse(); err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +143,7 @@ func TestFailoverPrimaryDownAtDial(t *testing.T) {
 func TestFailback(t *testing.T) {
 	for _, async := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {
-			primary, fallback := faultnet.NewServer(t), faultnet.NewServer(t)
+			primary, fallback := newPrivateServer(t), newPrivateServer(t)
 			d := failoverDialer(fallback)
 			d.Async = async
 			ev := watchEvents(d)
@@ -222,7 +222,7 @@ func TestFailback(t *testing.T) {
 // TestFailoverAllDown: every server down; a Write waits within its bound
 // and its error wraps the last dial error; both addresses were tried.
 func TestFailoverAllDown(t *testing.T) {
-	primary, fallback := faultnet.NewServer(t), faultnet.NewServer(t)
+	primary, fallback := newPrivateServer(t), newPrivateServer(t)
 	d := failoverDialer(fallback)
 	var mu sync.Mutex
 	tried := map[string]int{}
@@ -258,7 +258,7 @@ func TestRotation(t *testing.T) {
 	const rotations = 4
 	for _, async := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {
-			srv := faultnet.NewServer(t)
+			srv := newPrivateServer(t)
 			d := testDialer()
 			d.ConnMaxLifetime = 200 * time.Millisecond
 			d.Async = async

@@ -25,7 +25,7 @@ import (
 // third connection would have it deliver what its kernel still held, and
 // those messages would arrive twice.
 func TestReplayStoppedByDeadline(t *testing.T) {
-	primary := faultnet.NewServer(t)
+	primary := newPrivateServer(t)
 	gated := newGatedServer(t)
 	d := testDialer()
 	d.Check = reconn.CheckState // no recovery in the background

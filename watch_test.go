@@ -20,7 +20,7 @@ func watchDialer() *reconn.Dialer {
 // peer's kernel never acknowledged is re-sent on a new connection as soon
 // as the kernel reports the reset, with no Write or Close to do it.
 func TestWatchHealsInBackground(t *testing.T) {
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	d := watchDialer()
 	redialed := make(chan reconn.RedialEvent, 1)
 	d.OnRedial = func(ev reconn.RedialEvent) { redialed <- ev }
