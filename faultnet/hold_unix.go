@@ -12,9 +12,10 @@ import (
 
 // A heldPort keeps a TCP port of a refusing endpoint: a socket bound to
 // it that does not listen. Dials to the port are refused, as with nothing
-// bound, but no other program's listener, and no client of another
-// program whose kernel picks the port for its own end, can take it
-// meanwhile; and listening again needs no new bind that might fail.
+// bound, but no listener on port 0, and no client whose kernel picks the
+// port for its own end, can take it meanwhile (a program that binds this
+// very port with SO_REUSEADDR still can); and listening again needs no
+// new bind that might fail.
 type heldPort struct{ fd int }
 
 // holdPort binds a socket to addr, or returns nil where it cannot.

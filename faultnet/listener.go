@@ -232,12 +232,15 @@ func (e *endpoint) logLocked(kind EventKind, conn int, err error) {
 	e.changed = make(chan struct{})
 }
 
-// Refuse closes the listener: new dials fail with ECONNREFUSED, and
-// connections that completed their handshake but were not accepted yet
-// are reset. Open connections are not touched. Refuse does nothing if
-// the listener is already closed. On Unix systems the endpoint keeps its
-// TCP port meanwhile (a socket bound to it that does not listen), so that
-// no other program takes it before Accept.
+// Refuse closes the listener: new dials fail with ECONNREFUSED. On Linux,
+// connections that completed their handshake before are accepted first,
+// as by a server that stops listening, so that every dial that succeeded
+// is a connection the server had; elsewhere they are reset unaccepted.
+// Open connections are not touched. Refuse does nothing if the listener
+// is already closed. On Unix systems the endpoint keeps its TCP port
+// meanwhile (a socket bound to it that does not listen), so that no
+// listener on port 0 and no connecting socket takes it before Accept; a
+// program that binds that very port with SO_REUSEADDR still can.
 func (e *endpoint) Refuse() error {
 	if e.closeListener() {
 		e.event(EventRefused, 0, nil)
