@@ -109,10 +109,6 @@ func ephemeralLow() int {
 // Addr is the server's address, "127.0.0.1:port".
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
-// Dir is the server's directory, where its configuration, its output and
-// its log are.
-func (s *Server) Dir() string { return s.dir }
-
 // start runs the server and waits until it accepts a connection.
 func (s *Server) start() error {
 	logf, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
