@@ -732,16 +732,8 @@ func (c *Conn) redial(o *op, old *link) error {
 		}
 		k, err := c.replay(o, nl)
 		ev.Replayed += k
-		if err != nil && nl.state == healthy {
-			// A deadline or Close stopped the replay: nl carries the
-			// stream on, and the next write on it finishes the replay.
-			ev.Downtime = time.Since(start)
-			if ev.Cause != nil {
-				o.events = append(o.events, ev)
-			}
-			return o.stopped(err)
-		}
-		if err != nil {
+		if err != nil && nl.state != healthy {
+			// nl died in the replay: redial again.
 			if o.ctx.Err() != nil || c.closed.Load() {
 				return o.fail(context.Cause(o.ctx))
 			}
@@ -754,6 +746,11 @@ func (c *Conn) redial(o *op, old *link) error {
 		ev.Downtime = time.Since(start)
 		if ev.Cause != nil {
 			o.events = append(o.events, ev)
+		}
+		if err != nil {
+			// A deadline or Close stopped the replay: nl carries the
+			// stream on, and the next write on it finishes the replay.
+			return o.stopped(err)
 		}
 		return nil
 	}
