@@ -1251,6 +1251,10 @@ func (c *Conn) Flush(ctx context.Context) error {
 	if err != nil {
 		return c.opError("flush", c.unconfirmed(err, &f))
 	}
+	// An answer that came while Flush waited may have refused a message.
+	if err := c.reportRefusal(); err != nil {
+		return c.opError("flush", err)
+	}
 	return nil
 }
 
