@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
-	"time"
 
 	"github.com/reconn/reconn/internal/proto"
 )
@@ -29,20 +28,7 @@ var errServerClose = errors.New("relp: the server closed the session (serverclos
 // librelp expects, and checks the answer. A server's answer that does not
 // offer the syslog command, or refuses, fails the dial.
 func (p *protocol) Open(ctx context.Context, nc net.Conn) (proto.Session, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(dl)
-	}
-	poisoned := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(poisoned)
-		nc.SetDeadline(time.Unix(1, 0))
-	})
-	defer func() {
-		if !stop() {
-			<-poisoned
-		}
-		nc.SetDeadline(time.Time{})
-	}()
+	defer proto.Bound(ctx, nc)()
 	if _, err := nc.Write(appendFrame(nil, 1, cmdOpen, []byte(openOffers))); err != nil {
 		return nil, fmt.Errorf("relp: sending open: %w", err)
 	}
@@ -165,9 +151,7 @@ func (s *session) Run(nc net.Conn, acked func(int64), refused func(int64, error)
 func (s *session) Close(ctx context.Context, nc net.Conn, n int64) error {
 	t := n + 2
 	s.closeTxnr.Store(t)
-	if dl, ok := ctx.Deadline(); ok {
-		nc.SetWriteDeadline(dl)
-	}
+	defer proto.Bound(ctx, nc)()
 	if _, err := nc.Write(appendFrame(nil, int(t), cmdClose, nil)); err != nil {
 		return err
 	}

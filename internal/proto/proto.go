@@ -7,6 +7,7 @@ package proto
 import (
 	"context"
 	"net"
+	"time"
 )
 
 // A Protocol starts a session on each connection of a Conn.
@@ -51,3 +52,24 @@ type Session interface {
 // Dial is set by package reconn: it dials as reconn.Dialer.DialContext
 // does, with d a *reconn.Dialer, and returns a *reconn.Conn that speaks p.
 var Dial func(ctx context.Context, d any, p Protocol, network, address string) (net.Conn, error)
+
+// Bound makes the end of ctx end every read and write on nc until the
+// returned release is called: nc's deadline becomes ctx's, and moves to
+// the past if ctx is cancelled before. release clears the deadline. A
+// session's Open and Close bound their exchanges with it.
+func Bound(ctx context.Context, nc net.Conn) (release func()) {
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	cut := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(cut)
+		nc.SetDeadline(time.Unix(1, 0))
+	})
+	return func() {
+		if !stop() {
+			<-cut
+		}
+		nc.SetDeadline(time.Time{})
+	}
+}
