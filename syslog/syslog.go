@@ -324,9 +324,11 @@ func send[M string | []byte](w *Writer, sev Priority, msg M) error {
 }
 
 // write writes one formatted message: on a stream network straight to
-// the reconn.Conn, which redials itself; elsewhere under w.mu, and, as
-// log/syslog does, once more on a new connection if the write fails.
-// Either way, as in log/syslog, a closed Writer connects again.
+// the reconn.Conn, which redials itself; elsewhere, as log/syslog does,
+// once more on a new connection if the write fails. Either way, as in
+// log/syslog, a closed Writer connects again. w.mu is held only to
+// connect, never across a write, so that Close ends a write blocked on
+// a daemon that stopped reading.
 func (w *Writer) write(b []byte) error {
 	if w.stream {
 		c := w.conn.Load()
@@ -344,18 +346,25 @@ func (w *Writer) write(b []byte) error {
 		_, err := c.Write(b)
 		return err
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if c := w.conn.Load(); c != nil {
-		if _, err := c.Write(b); err == nil {
-			return nil
+	c := w.conn.Load()
+	if c != nil {
+		_, err := c.Write(b)
+		if err == nil || errors.Is(err, net.ErrClosed) {
+			return err // Close ended the write: no new connection
 		}
 	}
-	c, err := w.connect()
-	if err != nil {
-		return err
+	w.mu.Lock()
+	if cur := w.conn.Load(); cur != nil && cur != c {
+		c = cur // another write connected again meanwhile
+	} else {
+		var err error
+		if c, err = w.connect(); err != nil {
+			w.mu.Unlock()
+			return err
+		}
 	}
-	_, err = c.Write(b)
+	w.mu.Unlock()
+	_, err := c.Write(b)
 	return err
 }
 
