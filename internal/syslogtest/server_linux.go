@@ -109,7 +109,7 @@ func ephemeralLow() int {
 // Addr is the server's address, "127.0.0.1:port".
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
-// start runs the server and waits until it accepts a connection.
+// start runs the server and waits until it listens.
 func (s *Server) start() error {
 	logf, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -130,13 +130,13 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
-	// Neither server signals readiness: connect, backing off, until it
-	// accepts, it exits, or a minute has passed (a loaded machine can be
-	// that slow).
+	// Neither server signals readiness: look for its listening socket,
+	// backing off, until it is there, the server exits, or a minute has
+	// passed (a loaded machine can be that slow). A probing connection
+	// would leave an error in the server's log (a broken RELP session, a
+	// TLS connection closed without close_notify).
 	for d, until := time.Millisecond, time.Now().Add(time.Minute); ; d = min(2*d, 50*time.Millisecond) {
-		c, err := net.Dial("tcp", s.Addr())
-		if err == nil {
-			c.Close()
+		if listener, _, _ := s.sockets(cmd.Process.Pid); listener != "" {
 			return nil
 		}
 		select {
@@ -145,7 +145,7 @@ func (s *Server) start() error {
 		default:
 		}
 		if time.Now().After(until) {
-			return fmt.Errorf("%s did not listen on %s: %v; its log:\n%s", s.name, s.Addr(), err, s.Log())
+			return fmt.Errorf("%s did not listen on %s; its log:\n%s", s.name, s.Addr(), s.Log())
 		}
 		time.Sleep(d)
 	}
