@@ -28,9 +28,7 @@ func BenchmarkRELPvsTCP(b *testing.B) {
 	r := startImrelp(b, imrelpConfig{extra: fmt.Sprintf(`module(load="imtcp")
 ruleset(name="tcp") { action(type="omfile" file=%q template="raw") }
 input(type="imtcp" address="127.0.0.1" port="%d" ruleset="tcp")`, tcpLog, tcpPort)})
-	for !listening(tcpPort) {
-		time.Sleep(time.Millisecond)
-	}
+	r.waitListening(tcpPort)
 	tcpAddr := fmt.Sprintf("127.0.0.1:%d", tcpPort)
 
 	rounds := min(b.N, 10)

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reconn/reconn"
 )
 
 // TestClientImrelpRestart streams to a real rsyslogd with imrelp at full
@@ -26,8 +25,6 @@ func TestClientImrelpRestart(t *testing.T) {
 				d.TLSConfig = p.client
 			}
 			r := startImrelp(t, cfg)
-			var events []reconn.RedialEvent
-			d.OnRedial = func(ev reconn.RedialEvent) { events = append(events, ev) }
 			c := dialRELP(t, d, r.addr())
 			restarted := make(chan struct{})
 			cut := make(chan struct{}, k)

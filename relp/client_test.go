@@ -183,8 +183,6 @@ func TestClientSessionEnds(t *testing.T) {
 			const n = 20000
 			s := newFakeServer(t, fakeOptions{})
 			d := testDialer()
-			var redials []reconn.RedialEvent
-			d.OnRedial = func(ev reconn.RedialEvent) { redials = append(redials, ev) }
 			c := dialRELP(t, d, s.addr)
 			ctx := testContext(t)
 			done := make(chan error, 1)

@@ -146,16 +146,24 @@ func (r *imrelpd) start() {
 	r.mu.Lock()
 	r.cmd, r.exited = cmd, exited
 	r.mu.Unlock()
-	// rsyslogd gives no readiness signal: watch the kernel's socket table
-	// for the listening socket, backing off, for a bounded time.
-	for d, until := time.Millisecond, time.Now().Add(20*time.Second); !listening(r.port); d = min(2*d, 50*time.Millisecond) {
+	r.waitListening(r.port)
+}
+
+// waitListening waits until rsyslogd listens on port. It gives no
+// readiness signal: watch the kernel's socket table for the listening
+// socket, backing off, for a bounded time.
+func (r *imrelpd) waitListening(port int) {
+	r.mu.Lock()
+	exited := r.exited
+	r.mu.Unlock()
+	for d, until := time.Millisecond, time.Now().Add(20*time.Second); !listening(port); d = min(2*d, 50*time.Millisecond) {
 		select {
 		case <-exited:
 			r.t.Fatalf("rsyslogd exited at start:\n%s", r.errors())
 		case <-time.After(d):
 		}
 		if time.Now().After(until) {
-			r.t.Fatalf("rsyslogd does not listen on %s:\n%s", r.addr(), r.errors())
+			r.t.Fatalf("rsyslogd does not listen on port %d:\n%s", port, r.errors())
 		}
 	}
 }

@@ -19,13 +19,12 @@ import (
 // It exists to prove the test servers (the fake server and the imrelp
 // harness) and to measure real servers; it neither redials nor re-sends.
 type testClient struct {
-	t      *testing.T
-	nc     net.Conn
-	window int
-	sem    chan struct{} // a token for each command not yet answered
-	txnr   int           // the next TXNR; used by the writer only
-	nsent  int           // syslog messages sent; used by the writer only
-	wbuf   []byte
+	t     *testing.T
+	nc    net.Conn
+	sem   chan struct{} // a token for each command not yet answered
+	txnr  int           // the next TXNR; used by the writer only
+	nsent int           // syslog messages sent; used by the writer only
+	wbuf  []byte
 
 	mu          sync.Mutex    // guards the fields below
 	pending     []sentCmd     // commands not yet answered, oldest first
@@ -35,7 +34,6 @@ type testClient struct {
 	maxPending  int           // the most commands unanswered at any time
 	paused      chan struct{} // if not nil, the reader waits until it is closed
 	serverClose bool          // the server sent the serverclose hint
-	hints       []frame       // other hints from the server
 	opened      chan response
 	closeRsp    chan response
 	readErr     error         // why the reader stopped; io.EOF for a clean end
@@ -69,7 +67,7 @@ func dialTestClient(ctx context.Context, t *testing.T, addr string, conf *tls.Co
 		nc = tc
 	}
 	c := &testClient{
-		t: t, nc: nc, window: window, sem: make(chan struct{}, window), txnr: 1,
+		t: t, nc: nc, sem: make(chan struct{}, window), txnr: 1,
 		opened: make(chan response, 1), closeRsp: make(chan response, 1),
 		changed: make(chan struct{}), readDone: make(chan struct{}),
 	}
@@ -284,11 +282,8 @@ func (c *testClient) handle(f frame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f.txnr == 0 {
-		if f.isServerClose() {
-			c.serverClose = true
-		} else {
-			c.hints = append(c.hints, frame{f.txnr, f.cmd, append([]byte(nil), f.data...)})
-		}
+		// A hint: only serverclose means something.
+		c.serverClose = c.serverClose || f.isServerClose()
 		return nil
 	}
 	// The server answers in the order of the commands.
