@@ -67,35 +67,7 @@ func TestAsyncRestarts(t *testing.T) {
 	const total, size, restarts = 100000, 100, 10
 	srv := newPrivateServer(t)
 	c := dialServer(t, asyncDialer(), srv)
-	ctx := testContext(t)
-	done := make(chan error, 1)
-	go func() {
-		for i := 1; i <= restarts; i++ {
-			if err := srv.WaitReceived(ctx, i*total/(restarts+2)); err != nil {
-				done <- err
-				return
-			}
-			if err := srv.Restart(20 * time.Millisecond); err != nil {
-				done <- err
-				return
-			}
-			if err := srv.WaitEvent(ctx, faultnet.EventListening, i); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	var buf []byte
-	for seq := 0; seq < total; seq++ {
-		buf = send(t, c, buf, seq, size)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	finish(t, c, srv)
-	r := srv.Report(total)
-	exactOrSkip(t, r)
+	r := restartDuring(t, c, srv, total, size, restarts)
 	if r.ClientLost != 0 {
 		t.Errorf("%d messages lost outside the unread sets\n%v", r.ClientLost, r)
 	}

@@ -64,6 +64,35 @@ func blackholeAt(t *testing.T, c *reconn.Conn, srv *faultnet.Server, total, cut 
 	return srv.Report(total)
 }
 
+// restartDuring writes total messages of size bytes on c and restarts
+// srv (a reset of every connection, 20 ms refusing) before each of
+// restarts evenly spaced messages, once it listens again after the one
+// before; then it closes c and returns the report. Restarting from the
+// writer makes every restart meet the stream, however far the server's
+// reading lags behind: the Conn must redial after each.
+func restartDuring(t *testing.T, c *reconn.Conn, srv *faultnet.Server, total, size, restarts int) faultnet.Report {
+	t.Helper()
+	ctx := testContext(t)
+	var buf []byte
+	next := 1
+	for seq := 0; seq < total; seq++ {
+		if next <= restarts && seq == next*total/(restarts+1) {
+			if err := srv.Restart(20 * time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.WaitEvent(ctx, faultnet.EventListening, next); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		}
+		buf = send(t, c, buf, seq, size)
+	}
+	finish(t, c, srv)
+	r := srv.Report(total)
+	exactOrSkip(t, r)
+	return r
+}
+
 // cutPoints returns n cut points spread over the first part of a stream.
 func cutPoints(total, n int) []int {
 	cuts := make([]int, n)
@@ -160,35 +189,7 @@ func TestManyRestarts(t *testing.T) {
 	const total, size, restarts = 60000, 100, 5
 	srv := newPrivateServer(t)
 	c := dial(t, testDialer(), srv.Addr())
-	ctx := testContext(t)
-	done := make(chan error, 1)
-	go func() {
-		for i := 1; i <= restarts; i++ {
-			if err := srv.WaitReceived(ctx, i*total/(restarts+2)); err != nil {
-				done <- err
-				return
-			}
-			if err := srv.Restart(20 * time.Millisecond); err != nil {
-				done <- err
-				return
-			}
-			if err := srv.WaitEvent(ctx, faultnet.EventListening, i); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	var buf []byte
-	for seq := 0; seq < total; seq++ {
-		buf = send(t, c, buf, seq, size)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	finish(t, c, srv)
-	r := srv.Report(total)
-	exactOrSkip(t, r)
+	r := restartDuring(t, c, srv, total, size, restarts)
 	if r.ClientLost != 0 {
 		t.Errorf("%d messages lost outside the unread sets\n%v", r.ClientLost, r)
 	}
