@@ -176,7 +176,11 @@ func TestAsyncFull(t *testing.T) {
 			srv.Pause()
 			msg := faultnet.AppendMessage(nil, faultnet.Newline, 0, 1000)
 			var err error
-			c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+			if !fail {
+				// With FailWhenFull no deadline is needed: a stall must
+				// not turn ErrBufferFull into a timeout.
+				c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+			}
 			for i := 0; err == nil; i++ {
 				_, err = c.Write(msg)
 				if s := c.Stats(); s.PendingBytes+16*s.Pending > int64(d.ReplayBuffer) {
@@ -366,7 +370,7 @@ func TestAsyncBadInput(t *testing.T) {
 func TestAsyncCloseWhileWriting(t *testing.T) {
 	const rounds, writers = 100, 4
 	for round := range rounds {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := net.Listen("tcp", privateLoopback()+":0")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -396,6 +400,12 @@ func TestAsyncCloseWhileWriting(t *testing.T) {
 		started.Add(writers)
 		for w := range writers {
 			wg.Go(func() {
+				signaled := false
+				defer func() {
+					if !signaled {
+						started.Done()
+					}
+				}()
 				var buf []byte
 				for i := 0; ; i++ {
 					seq := i*writers + w
@@ -409,6 +419,7 @@ func TestAsyncCloseWhileWriting(t *testing.T) {
 					accepted[w] = append(accepted[w], seq)
 					if i == 10 {
 						started.Done()
+						signaled = true
 					}
 				}
 			})

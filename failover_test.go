@@ -241,7 +241,8 @@ func TestFailoverAllDown(t *testing.T) {
 	}
 	primary.RST()
 	awaitReset(t, c)
-	c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	// Long enough for a dial to each address under load.
+	c.SetWriteDeadline(time.Now().Add(time.Second))
 	_, err := c.Write([]byte("seq=0\n"))
 	checkRedialTimeout(t, err)
 	mu.Lock()
@@ -279,8 +280,9 @@ func TestRotation(t *testing.T) {
 				t.Errorf("lost %d, duplicated %d; want 0, 0\n%v", r.Lost, r.Duplicated, r)
 			}
 			s := c.Stats()
-			if s.Dials != s.Rotations+1 || s.Redials != 0 {
-				t.Errorf("Stats() = %+v; want a connection per rotation and no other", s)
+			// A rotation's dial that Close overtook counts, unused.
+			if s.Dials < s.Rotations+1 || s.Dials > s.Rotations+2 || s.Redials != 0 {
+				t.Errorf("Stats() = %+v; want a connection per rotation (one more if Close came in one) and no redial", s)
 			}
 			ev.mu.Lock()
 			for _, e := range ev.all {

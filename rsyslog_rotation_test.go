@@ -45,7 +45,9 @@ func TestRsyslogdRotation(t *testing.T) {
 			if err := c.Close(); err != nil {
 				t.Fatalf("Close() = %v", err)
 			}
-			r.WaitSeq(total - 1)
+			if !r.WaitSeq(total - 1) {
+				t.Fatalf("rsyslogd did not write the last message, %d", total-1)
+			}
 			lines, err := r.Lines()
 			if err != nil {
 				t.Fatal(err)
@@ -70,8 +72,9 @@ func TestRsyslogdRotation(t *testing.T) {
 			if lost != 0 || dup != 0 {
 				t.Errorf("lost %d, duplicated %d; want 0, 0", lost, dup)
 			}
-			if s.Dials != s.Rotations+1 || s.Redials != 0 {
-				t.Errorf("Stats() = %+v; want a connection per rotation and no other", s)
+			// A rotation's dial that Close overtook counts, unused.
+			if s.Dials < s.Rotations+1 || s.Dials > s.Rotations+2 || s.Redials != 0 {
+				t.Errorf("Stats() = %+v; want a connection per rotation (one more if Close came in one) and no redial", s)
 			}
 		})
 	}

@@ -241,7 +241,7 @@ func TestRedialStorm(t *testing.T) {
 	if need := uint64(4*m + 256); raiseFileLimit(t, need) < need {
 		t.Skipf("RLIMIT_NOFILE is below %d", need)
 	}
-	srv := faultnet.NewServer(t)
+	srv := newPrivateServer(t)
 	sd := newCountingDialer()
 	d := &reconn.Dialer{Dialer: sd} // default backoff, timeouts and replay
 	ctx := testContext(t)
