@@ -4,7 +4,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // TestClientImrelpRestart streams to a real rsyslogd with imrelp at full
