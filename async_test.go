@@ -272,37 +272,7 @@ func TestAsyncRedialTimeout(t *testing.T) {
 }
 
 // TestAsyncConcurrentWriters breaks the connection twice under 8 writers.
-func TestAsyncConcurrentWriters(t *testing.T) {
-	srv := newPrivateServer(t)
-	c := dialServer(t, asyncDialer(), srv)
-	const writers, each = 8, 2000
-	var wg sync.WaitGroup
-	stop := faultsAt(t, srv, []int{writers * each / 3, 2 * writers * each / 3}, srv.FIN, srv.RST)
-	for w := 0; w < writers; w++ {
-		wg.Go(func() {
-			var buf []byte
-			for i := 0; i < each; i++ {
-				buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, w*each+i, 64+w*16)
-				if _, err := c.Write(buf); err != nil {
-					t.Errorf("writer %d: Write = %v", w, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err := c.Close(); err != nil {
-		t.Fatalf("Close() = %v", err)
-	}
-	if applied := stop(); applied == 0 {
-		t.Errorf("no fault applied")
-	}
-	finishClosed(t, c, srv)
-	r := srv.Report(writers * each)
-	if r.ClientLost != 0 {
-		t.Errorf("client lost %d\n%v", r.ClientLost, r)
-	}
-}
+func TestAsyncConcurrentWriters(t *testing.T) { writeConcurrently(t, asyncDialer()) }
 
 // TestAsyncCloseDuringRedial closes while the writer redials a server that
 // is down: Close reports what is unconfirmed, and nothing is left running.
