@@ -7,8 +7,8 @@ import (
 
 // Limits of the frame syntax, from the RELP specification and librelp.
 const (
-	// maxTxnr is the largest transaction number. A client's next number
-	// after it is 1 (see nextTxnr).
+	// maxTxnr is the largest transaction number: a session ends before
+	// it (Session.Limit).
 	maxTxnr = 999_999_999
 	// maxDigits is the most digits a TXNR or DATALEN may have.
 	maxDigits = 9
@@ -56,33 +56,8 @@ func (f frame) String() string {
 // hints with TXNR 0; librelp sends "0 serverclose 0".
 func (f frame) isServerClose() bool { return f.txnr == 0 && f.cmd == cmdServerClose }
 
-// nextTxnr returns the transaction number that follows t. The
-// specification latches TXNR at 999,999,999 and goes on with 1.
-//
-// librelp (1.11 and later) goes from 999,999,999 to 1,000,000,000 instead,
-// which its own frame builder then refuses, and its server expects exactly
-// that number next: a session cannot outlive 999,999,999 commands with
-// librelp on either side, so a client should open a new session before
-// its TXNR reaches maxTxnr.
-func nextTxnr(t int) int {
-	if t >= maxTxnr || t < 0 {
-		return 1
-	}
-	return t + 1
-}
-
-// frameLen returns the length of the frame that appendFrame writes for a
-// TXNR, a command and n bytes of data.
-func frameLen(txnr int, cmd string, n int) int {
-	l := decimalLen(txnr) + 1 + len(cmd) + 1 + decimalLen(n) + 1
-	if n > 0 {
-		l += 1 + n
-	}
-	return l
-}
-
 // appendFrame appends one frame to dst and returns the extended slice. It
-// allocates only when dst has too little capacity (see frameLen).
+// allocates only when dst has too little capacity.
 //
 // The arguments are the caller's own, not a peer's: appendFrame panics if
 // txnr is outside 0..999,999,999, cmd is not 1 to 32 ASCII letters, or
@@ -124,15 +99,6 @@ func validCommand(cmd string) bool {
 
 func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-func decimalLen(n int) int {
-	d := 1
-	for n >= 10 {
-		n /= 10
-		d++
-	}
-	return d
-}
 
 // Errors from the parsers. The error of a parser wraps one of them; test
 // with errors.Is.

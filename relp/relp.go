@@ -11,8 +11,8 @@ import (
 
 // Default values of the Dialer fields.
 const (
-	defaultWindow     = 128       // librelp's default window
-	defaultMaxMessage = 128 << 10 // librelp's default maximum DATALEN
+	defaultWindow     = 128            // librelp's default window
+	defaultMaxMessage = defaultMaxData // librelp's default maximum DATALEN
 )
 
 // A Dialer contains options for RELP connections.
@@ -89,7 +89,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	if d.MaxMessageSize < 0 {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("relp: Dialer.MaxMessageSize is negative")}
 	}
-	p := &protocol{window: d.Window, maxData: defaultMaxMessage, maxMessage: d.MaxMessageSize}
+	p := &protocol{window: d.Window, maxMessage: d.MaxMessageSize}
 	if p.window == 0 {
 		p.window = defaultWindow
 	}

@@ -625,3 +625,40 @@ func formatViolations(errs []error) string {
 	}
 	return b.String()
 }
+
+// codeError is the code of a response that refuses a command.
+const codeError = 500
+
+// nextTxnr returns the transaction number that follows t. The
+// specification latches TXNR at 999,999,999 and goes on with 1.
+//
+// librelp (1.11 and later) goes from 999,999,999 to 1,000,000,000 instead,
+// which its own frame builder then refuses, and its server expects exactly
+// that number next: a session cannot outlive 999,999,999 commands with
+// librelp on either side, so a client should open a new session before
+// its TXNR reaches maxTxnr.
+func nextTxnr(t int) int {
+	if t >= maxTxnr || t < 0 {
+		return 1
+	}
+	return t + 1
+}
+
+// frameLen returns the length of the frame that appendFrame writes for a
+// TXNR, a command and n bytes of data.
+func frameLen(txnr int, cmd string, n int) int {
+	l := decimalLen(txnr) + 1 + len(cmd) + 1 + decimalLen(n) + 1
+	if n > 0 {
+		l += 1 + n
+	}
+	return l
+}
+
+func decimalLen(n int) int {
+	d := 1
+	for n >= 10 {
+		n /= 10
+		d++
+	}
+	return d
+}

@@ -6,12 +6,10 @@ import (
 	"strconv"
 )
 
-// Status codes of a response. The specification defines 200 (OK) and
-// 500 (error) and says that every code but 200 is an error.
-const (
-	codeOK    = 200
-	codeError = 500
-)
+// codeOK is the status code of a response that accepts a command. The
+// specification defines 200 (OK) and 500 (error) and says that every code
+// but 200 is an error.
+const codeOK = 200
 
 // A response is the data of an "rsp" frame: CODE [SP HUMANMSG] [LF DATA].
 type response struct {

@@ -14,7 +14,6 @@ import (
 // protocol starts RELP sessions for a Conn.
 type protocol struct {
 	window     int
-	maxData    int // the largest rsp data accepted from the server
 	maxMessage int // the largest message sent
 }
 
@@ -32,7 +31,7 @@ func (p *protocol) Open(ctx context.Context, nc net.Conn) (proto.Session, error)
 	if _, err := nc.Write(appendFrame(nil, 1, cmdOpen, []byte(openOffers))); err != nil {
 		return nil, fmt.Errorf("relp: sending open: %w", err)
 	}
-	s := &session{p: newParser(p.maxData), window: p.window, closed: make(chan struct{})}
+	s := &session{p: newParser(0), window: p.window, closed: make(chan struct{})}
 	f, err := s.next(nc)
 	if err != nil {
 		if ctx.Err() != nil {
