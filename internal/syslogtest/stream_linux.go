@@ -92,7 +92,7 @@ func (s *Server) Run(t testing.TB, st Stream) Result {
 	idle := make(chan struct{}, 1) // holds a token while no restart runs
 	idle <- struct{}{}
 	r := Result{Sent: st.Total}
-	every := st.Total / (st.Restarts + 1)
+	every := max(1, st.Total/(st.Restarts+1))
 	start := time.Now()
 	next := start
 	var interval time.Duration
