@@ -22,13 +22,14 @@ type ContextDialer interface {
 type CheckMode int
 
 const (
-	// CheckDefault is CheckWatch on Linux, CheckState on Windows,
-	// CheckPeek on the other unix systems, and CheckNone on js, wasip1 and
-	// plan9. On Linux a check before each Write (CheckState or CheckPeek)
-	// measured 1.2 to 1.8 times the cost of a plain TCP write, since it
-	// adds a system call to one; CheckWatch measured the same as no check
-	// (see the README), and replay covers the few microseconds by which
-	// its event may trail the kernel.
+	// CheckDefault is CheckWatch on Linux, darwin, FreeBSD, NetBSD,
+	// OpenBSD and DragonFly, CheckState on Windows, CheckPeek on the other
+	// unix systems, and CheckNone on js, wasip1 and plan9. On Linux a
+	// check before each Write (CheckState or CheckPeek) measured 1.2 to
+	// 1.8 times the cost of a plain TCP write, since it adds a system call
+	// to one; CheckWatch measured the same as no check (see the README),
+	// and replay covers the few microseconds by which its event may trail
+	// the kernel.
 	CheckDefault CheckMode = 0
 
 	// CheckPeek runs a 1-byte non-blocking MSG_PEEK recv: 0 means the peer
@@ -48,12 +49,23 @@ const (
 	CheckState CheckMode = 2
 
 	// CheckWatch makes the kernel report a peer's FIN or reset as an
-	// event, so a healthy Write makes no system call for the check: on
-	// Linux one private epoll instance and one goroutine serve every
-	// watched Conn in the process, and the goroutine exits when the last
-	// one is closed. The event arrives a few microseconds after the kernel
-	// knows, where a check before the Write would see it at once; replay
-	// covers that gap. Elsewhere CheckWatch acts as CheckDefault.
+	// event, so a healthy Write makes no system call for the check: one
+	// private event queue (epoll on Linux; kqueue on darwin, FreeBSD,
+	// NetBSD, OpenBSD and DragonFly) and one goroutine serve every watched
+	// Conn in the process, and the goroutine exits when the last one is
+	// closed. Data from the peer raises no event. After an event the next
+	// Write, or at once a background recovery if messages are held, runs
+	// CheckState to tell a FIN from a reset. The event arrives a few
+	// microseconds after the kernel knows, where a check before the Write
+	// would see it at once; replay covers that gap. A socket the queue
+	// refuses falls back to CheckState before each Write.
+	//
+	// The Linux queue is exercised by the test suite (amd64, 386, and
+	// s390x for byte order). The kqueue one is built and vetted for darwin
+	// and the BSDs but has not run: it relies on kqueue(2)'s EVFILT_READ
+	// setting EV_EOF once the socket's read direction has shut down, as
+	// the darwin and FreeBSD man pages state. Elsewhere CheckWatch acts as
+	// CheckDefault.
 	CheckWatch CheckMode = 3
 
 	// CheckNone runs no check: a Conn redials only after a write fails.

@@ -42,10 +42,10 @@ type link struct {
 	wbuf       []byte                // frames being written; guarded by Conn.tok
 	scratch    []byte                // a message that wraps in the ring; guarded by Conn.tok
 
-	owner    atomic.Pointer[Conn] // the Conn the link serves, for the watcher
-	watched  bool                 // registered with the watcher at dial; never changes
-	watchTok uint64               // registration with the watcher, guarded by it; 0 if none
-	flagged  atomic.Bool          // the watcher saw a FIN, hang-up or error since the last check
+	owner   atomic.Pointer[Conn] // the Conn the link serves, for the watcher
+	watched bool                 // registered with the watcher at dial; never changes
+	watchFD int                  // descriptor registered with the watcher, guarded by it; -1 if none
+	flagged atomic.Bool          // the watcher saw a FIN, hang-up or error since the last check
 }
 
 // countConn counts the bytes written to the socket under TLS, handshake
@@ -79,7 +79,7 @@ func (cfg *config) dialLink(ctx context.Context, i int) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &link{nc: nc, addr: i}
+	l := &link{nc: nc, addr: i, watchFD: -1}
 	l.p.init(nc)
 	if tc, ok := nc.(*net.TCPConn); ok {
 		if cfg.keepAlive > 0 {
@@ -218,7 +218,7 @@ func (l *link) close() error {
 // the writer makes it: it is dead, so the writer dials, and a Read waits.
 func placeholderLink(cfg *config) *link {
 	nc := notConnected{dialAddr{cfg.network, cfg.addrs[0]}}
-	l := &link{nc: nc, placeholder: true}
+	l := &link{nc: nc, placeholder: true, watchFD: -1}
 	l.state, l.cause = broken, errNotConnected
 	return l
 }

@@ -1,161 +1,83 @@
 package reconn
 
 import (
-	"sync"
-	"unsafe"
+	"encoding/binary"
 
 	"golang.org/x/sys/unix"
 )
 
-// CheckWatch on Linux: one private epoll instance per process watches every
-// watched socket for EPOLLRDHUP (the peer's FIN), EPOLLHUP and EPOLLERR (a
-// reset or a timeout), edge-triggered, so data from the peer never wakes
-// it. One goroutine waits in epoll_wait and raises the link's flag; Write
-// only loads the flag. The instance is separate from Go's own poller and
-// does not disturb it. The goroutine starts with the first watched socket
-// and ends, and is waited for, when the last one is closed.
+// The watch's queue on Linux: an epoll instance with each socket
+// registered for EPOLLRDHUP (the peer's FIN), EPOLLHUP and EPOLLERR (a
+// reset or a timeout), edge-triggered and without EPOLLIN, so data from
+// the peer never wakes it (epoll_ctl(2)). An eventfd, registered for
+// EPOLLIN, wakes the goroutine to exit (eventfd(2)).
 
-const watchSupported = true
-
-var watcher struct {
-	mu    sync.Mutex
-	epfd  int
-	evfd  int // wakes the goroutine to exit
-	done  chan struct{}
-	links map[uint64]*link
-	next  uint64
+type eventQueue struct {
+	epfd   int
+	evfd   int
+	events [64]unix.EpollEvent // wait's buffer; only the watcher's goroutine uses it
 }
 
 const watchEvents = unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR | unix.EPOLLET
 
-// watch registers l's socket. It reports false if the socket cannot be
-// watched; the caller then falls back to a check before each Write.
-func (l *link) watch() bool {
-	w := &watcher
-	w.mu.Lock()
-	if w.done == nil && !startWatcher() {
-		w.mu.Unlock()
-		return false
-	}
-	w.next++
-	tok := w.next
-	err := l.p.control(func(fd uintptr) error {
-		ev := unix.EpollEvent{Events: watchEvents}
-		*(*uint64)(unsafe.Pointer(&ev.Fd)) = tok
-		return unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
-	})
-	if err != nil {
-		if len(w.links) == 0 {
-			done := stopWatcherLocked()
-			w.mu.Unlock()
-			<-done
-			return false
-		}
-		w.mu.Unlock()
-		return false
-	}
-	w.links[tok] = l
-	l.watchTok = tok
-	w.mu.Unlock()
-	return true
-}
-
-// unwatch removes l's socket, before it is closed. The last one stops the
-// goroutine and waits for it.
-func (l *link) unwatch() {
-	if l.watchTok == 0 {
-		return
-	}
-	w := &watcher
-	w.mu.Lock()
-	delete(w.links, l.watchTok)
-	l.watchTok = 0
-	l.p.control(func(fd uintptr) error {
-		return unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
-	})
-	if len(w.links) > 0 {
-		w.mu.Unlock()
-		return
-	}
-	done := stopWatcherLocked()
-	w.mu.Unlock()
-	<-done
-}
-
-// startWatcher creates the epoll instance and its goroutine. watcher.mu is
-// held.
-func startWatcher() bool {
-	w := &watcher
+func openQueue() (*eventQueue, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return false
+		return nil, err
 	}
 	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		unix.Close(epfd)
-		return false
+		return nil, err
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN} // token 0
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
 		unix.Close(evfd)
 		unix.Close(epfd)
-		return false
+		return nil, err
 	}
-	w.epfd, w.evfd = epfd, evfd
-	w.done = make(chan struct{})
-	w.links = make(map[uint64]*link)
-	go watchLoop(epfd, evfd, w.done)
-	return true
+	return &eventQueue{epfd: epfd, evfd: evfd}, nil
 }
 
-// stopWatcherLocked tells the goroutine to exit and returns the channel
-// closed when it has. watcher.mu is held.
-func stopWatcherLocked() chan struct{} {
-	w := &watcher
-	var one [8]byte
-	one[0] = 1
-	unix.Write(w.evfd, one[:])
-	done := w.done
-	w.done, w.links = nil, nil
-	return done
+func (q *eventQueue) add(fd int) error {
+	ev := unix.EpollEvent{Events: watchEvents, Fd: int32(fd)}
+	return unix.EpollCtl(q.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 }
 
-func watchLoop(epfd, evfd int, done chan struct{}) {
-	defer func() {
-		unix.Close(evfd)
-		unix.Close(epfd)
-		close(done)
-	}()
-	var events [64]unix.EpollEvent
+func (q *eventQueue) del(fd int) {
+	unix.EpollCtl(q.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+}
+
+// wake makes wait report stop.
+func (q *eventQueue) wake() {
+	var one [8]byte // eventfd(2) adds a native-endian uint64
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(q.evfd, one[:])
+}
+
+// wait blocks until events arrive and stores the descriptors to flag in
+// fds. It reports stop once wake was called.
+func (q *eventQueue) wait(fds []int) (n int, stop bool, err error) {
 	for {
-		n, err := unix.EpollWait(epfd, events[:], -1)
+		m, err := unix.EpollWait(q.epfd, q.events[:len(fds)], -1)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return
+			return 0, false, err
 		}
-		w := &watcher
-		var flagged [len(events)]*link
-		k := 0
-		w.mu.Lock()
-		for i := range events[:n] {
-			tok := *(*uint64)(unsafe.Pointer(&events[i].Fd))
-			if tok == 0 {
-				w.mu.Unlock()
-				return
+		for _, ev := range q.events[:m] {
+			if int(ev.Fd) == q.evfd {
+				return 0, true, nil
 			}
-			if l := w.links[tok]; l != nil {
-				l.flagged.Store(true)
-				flagged[k] = l
-				k++
-			}
+			fds[n] = int(ev.Fd)
+			n++
 		}
-		w.mu.Unlock()
-		for _, l := range flagged[:k] {
-			if c := l.owner.Load(); c != nil {
-				c.heal(l)
-			}
-		}
+		return n, false, nil
 	}
+}
+
+func (q *eventQueue) close() {
+	unix.Close(q.evfd)
+	unix.Close(q.epfd)
 }

@@ -1,9 +1,9 @@
-//go:build !linux
+//go:build !(linux || darwin || dragonfly || freebsd || netbsd || openbsd)
 
 package reconn
 
-// CheckWatch needs epoll; elsewhere it falls back to the platform's check
-// before each Write.
+// CheckWatch needs epoll or kqueue; elsewhere it falls back to the
+// platform's check before each Write.
 
 const watchSupported = false
 
