@@ -21,10 +21,13 @@ const (
 	linuxCloseWait   = 8
 )
 
-// tcpInfoAckedEnd is the length of struct tcp_info up to and including
-// tcpi_bytes_acked (added in Linux 4.1). A kernel that returns less has no
-// acknowledgement count.
-const tcpInfoAckedEnd = uint32(unsafe.Offsetof(unix.TCPInfo{}.Bytes_acked) + unsafe.Sizeof(unix.TCPInfo{}.Bytes_acked))
+// Lengths of struct tcp_info up to and including tcpi_state and
+// tcpi_bytes_acked (added in Linux 4.1). The kernel returns the length it
+// filled; a field beyond it was not written and is never read.
+const (
+	tcpInfoStateEnd = uint32(unsafe.Offsetof(unix.TCPInfo{}.State) + unsafe.Sizeof(unix.TCPInfo{}.State))
+	tcpInfoAckedEnd = uint32(unsafe.Offsetof(unix.TCPInfo{}.Bytes_acked) + unsafe.Sizeof(unix.TCPInfo{}.Bytes_acked))
+)
 
 type sysProbe struct {
 	info unix.TCPInfo
@@ -50,13 +53,13 @@ func (p *probe) sense(fd uintptr) {
 	if !ok {
 		return
 	}
-	if p.op&(opState|opPeek) != 0 {
-		p.out.h = stateHealth(uint32(p.sys.info.State), linuxEstablished, linuxCloseWait, linuxClose)
+	state, stateOK, total, ackedOK := p.sys.fields(n)
+	if stateOK && p.op&(opState|opPeek) != 0 {
+		p.out.h = stateHealth(uint32(state), linuxEstablished, linuxCloseWait, linuxClose)
 	}
-	if n < tcpInfoAckedEnd {
-		return
+	if !ackedOK {
+		return // no acknowledgement count: replay re-sends all it holds
 	}
-	total := int64(p.sys.info.Bytes_acked) - 1 // the SYN counts one
 	if p.op&opInit != 0 {
 		outq, err := unix.IoctlGetUint32(int(fd), unix.SIOCOUTQ)
 		if err == nil && total >= 0 {
@@ -65,6 +68,19 @@ func (p *probe) sense(fd uintptr) {
 		return
 	}
 	p.ackedFromTotal(total) // free with the state
+}
+
+// fields returns tcpi_state, and tcpi_bytes_acked less the SYN, from a
+// struct tcp_info the kernel filled to n bytes, each with whether n
+// covers it.
+func (s *sysProbe) fields(n uint32) (state uint8, stateOK bool, acked int64, ackedOK bool) {
+	if n >= tcpInfoStateEnd {
+		state, stateOK = s.info.State, true
+	}
+	if n >= tcpInfoAckedEnd {
+		acked, ackedOK = int64(s.info.Bytes_acked)-1, true // the SYN counts one
+	}
+	return state, stateOK, acked, ackedOK
 }
 
 // tcpInfo reads struct tcp_info and returns the length the kernel filled.
