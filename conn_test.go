@@ -18,11 +18,13 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/testns"
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
 )
 
 func TestMain(m *testing.M) {
+	testns.Enter()
 	goleak.VerifyTestMain(m)
 }
 

@@ -3,9 +3,11 @@ package syslog
 import (
 	"testing"
 
+	"github.com/reconn/reconn/internal/testns"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
+	testns.Enter()
 	goleak.VerifyTestMain(m)
 }
