@@ -24,10 +24,18 @@ const (
 	bsdCloseWait   = 5
 )
 
+// FIONWRITE's code carries the size of what it writes (bits 16 to 28,
+// sys/ioccom.h): pending must be exactly that size. Each line fails to
+// compile if not.
+var (
+	_ [unsafe.Sizeof(sysProbe{}.pending) - (fionwrite>>16)&0x1fff]byte
+	_ [(fionwrite>>16)&0x1fff - unsafe.Sizeof(sysProbe{}.pending)]byte
+)
+
 type sysProbe struct {
 	info    [256]byte // struct tcp_info; only tcpi_state, its first byte, is read
 	peek    [1]byte
-	pending int32
+	pending int32 // FIONWRITE writes a C int
 }
 
 func (p *probe) sense(fd uintptr) {
