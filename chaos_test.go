@@ -628,7 +628,7 @@ func runChaos(t *testing.T, seed uint64, n int, rng *rand.Rand, window time.Dura
 	// Wait until the server's accounting is final.
 	st := r.c.Stats()
 	wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
-	connsErr := srv.WaitConns(wctx, int(st.Dials))
+	connsErr := waitAccepted(wctx, srv, r.c)
 	wcancel()
 	ectx, ecancel := context.WithTimeout(ctx, 10*time.Second)
 	eofErr := srv.WaitEOF(ectx)
@@ -968,7 +968,31 @@ func countEvents(trace []faultnet.Event, kinds ...faultnet.EventKind) int {
 func (r *chaosRun) settleDials(ctx context.Context) {
 	wctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	r.srv.WaitConns(wctx, int(r.c.Stats().Dials))
+	waitAccepted(wctx, r.srv, r.c)
+}
+
+// waitAccepted waits until the server has accepted as many connections
+// as c installed, its current one among them, found by its address. A
+// count alone is not enough: the server also counts a connection whose
+// dial c dropped once the handshake was done (the dial's op ended, by
+// Close say), while c's current connection, its data acknowledged by the
+// kernel, may still wait in the listener's backlog.
+func waitAccepted(ctx context.Context, srv *faultnet.Server, c *reconn.Conn) error {
+	dials := int(c.Stats().Dials)
+	if dials == 0 {
+		return nil
+	}
+	local := c.LocalAddr().String()
+	for n := dials; ; n++ {
+		if err := srv.WaitConns(ctx, n); err != nil {
+			return fmt.Errorf("the server accepted no connection from %s: %w", local, err)
+		}
+		for _, cr := range srv.Report(0).Conns {
+			if cr.Client != nil && cr.Client.String() == local {
+				return nil
+			}
+		}
+	}
 }
 
 // apply applies one fault. It reports whether the trace shows it took

@@ -58,7 +58,7 @@ func newConn(s *Server, id int, nc net.Conn, f Framing) *Conn {
 		gate:       newGate(nc),
 		readerDone: make(chan struct{}),
 		final:      make(chan struct{}),
-		rep:        ConnReport{ID: id, Exact: true},
+		rep:        ConnReport{ID: id, Client: nc.RemoteAddr(), Exact: true},
 	}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()

@@ -2,6 +2,7 @@ package faultnet
 
 import (
 	"fmt"
+	"net"
 	"strings"
 )
 
@@ -52,12 +53,13 @@ type Report struct {
 // A ConnReport accounts for the messages of one connection.
 type ConnReport struct {
 	ID         int
-	Received   int // messages processed, duplicates included
-	Duplicated int // messages whose sequence number had already been processed, on any connection
-	OutOfOrder int // messages processed after a higher sequence number on this connection, duplicates excluded
-	Unread     int // messages found unread when the server closed the connection
-	Stalled    int // messages read and thrown away by Stall
-	Invalid    int // frames processed without a sequence number
+	Client     net.Addr // the client's end of the connection
+	Received   int      // messages processed, duplicates included
+	Duplicated int      // messages whose sequence number had already been processed, on any connection
+	OutOfOrder int      // messages processed after a higher sequence number on this connection, duplicates excluded
+	Unread     int      // messages found unread when the server closed the connection
+	Stalled    int      // messages read and thrown away by Stall
+	Invalid    int      // frames processed without a sequence number
 
 	Bytes       int64 // bytes of processed and stalled frames
 	UnreadBytes int64 // bytes found unread when the server closed the connection
