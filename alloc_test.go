@@ -1,6 +1,9 @@
 package reconn_test
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"testing"
 
 	"github.com/reconn/reconn"
@@ -11,6 +14,7 @@ import (
 // in every check mode, with replay on and off, and with Async (whose
 // writer's allocations count too: AllocsPerRun counts the whole process).
 func TestWriteAllocs(t *testing.T) {
+	const noAcks = reconn.CheckMode(100) // not a mode: a socket reconn cannot ask
 	modes := []reconn.CheckMode{reconn.CheckDefault, reconn.CheckPeek, reconn.CheckState, reconn.CheckWatch, reconn.CheckNone}
 	for _, mode := range modes {
 		for _, replay := range []int{0, -1} {
@@ -36,11 +40,24 @@ func TestWriteAllocs(t *testing.T) {
 			}
 		}
 	}
-	for _, mode := range modes {
+	// The last round wraps the socket, so that it counts no
+	// acknowledgements: its replay buffer fills and stays full, and each
+	// Write evicts the oldest message it held.
+	for _, mode := range append(modes, noAcks) {
 		srv := faultnet.NewServer(t)
 		d := testDialer()
 		d.Check = mode
 		d.Async = true
+		if mode == noAcks {
+			d.Check = reconn.CheckDefault
+			d.Dialer = dialerFunc(func(ctx context.Context, network, address string) (net.Conn, error) {
+				nc, err := new(net.Dialer).DialContext(ctx, network, address)
+				if err != nil {
+					return nil, err
+				}
+				return struct{ net.Conn }{nc}, nil
+			})
+		}
 		c := dialServer(t, d, srv)
 		msg := faultnet.AppendMessage(nil, faultnet.Newline, 0, 100)
 		for i := 0; i < 20000; i++ {
@@ -54,7 +71,11 @@ func TestWriteAllocs(t *testing.T) {
 			}
 		})
 		if allocs != 0 {
-			t.Errorf("Async, check %v: %v allocations per Write; want 0", mode, allocs)
+			what := fmt.Sprintf("check %v", mode)
+			if mode == noAcks {
+				what = "no acknowledgement count"
+			}
+			t.Errorf("Async, %s: %v allocations per Write; want 0", what, allocs)
 		}
 	}
 }
