@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,10 @@ func blackholeAt(t *testing.T, c *reconn.Conn, srv *faultnet.Server, total, cut 
 // reading lags behind: the Conn must redial after each.
 func restartDuring(t *testing.T, c *reconn.Conn, srv *faultnet.Server, total, size, restarts int) faultnet.Report {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		// The report could not be exact there either (exactOrSkip).
+		t.Skip("faultnet drains its accept queue before a restart on Linux only: elsewhere a redial that completes as the listener closes is reset unaccepted, and the server never sees every connection the client counts")
+	}
 	ctx := testContext(t)
 	var buf []byte
 	next := 1
