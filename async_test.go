@@ -14,6 +14,7 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/platformtest"
 	"golang.org/x/net/nettest"
 )
 
@@ -235,7 +236,7 @@ func TestAsyncRedialTimeout(t *testing.T) {
 		buf = faultnet.AppendMessage(buf[:0], faultnet.Newline, seq, 100)
 		_, err := c.Write(buf)
 		if err != nil {
-			if !errors.Is(err, reconn.ErrRedialLimit) || !isRefused(err) {
+			if !errors.Is(err, reconn.ErrRedialLimit) || !platformtest.IsRefused(err) {
 				t.Fatalf("Write while down = %v; want ErrRedialLimit wrapping ECONNREFUSED", err)
 			}
 			break

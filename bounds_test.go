@@ -15,12 +15,12 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/platformtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -226,7 +226,7 @@ func TestBoundsDuringBackgroundRedial(t *testing.T) {
 			if took > d.RedialTimeout+slack {
 				t.Errorf("Write with RedialTimeout %v returned after %v; want at most %v", d.RedialTimeout, took, d.RedialTimeout+slack)
 			}
-			if !errors.Is(err, reconn.ErrRedialLimit) || !errors.Is(err, syscall.ECONNREFUSED) {
+			if !errors.Is(err, reconn.ErrRedialLimit) || !platformtest.IsRefused(err) {
 				t.Errorf("Write = %v; want ErrRedialLimit wrapping ECONNREFUSED", err)
 			}
 		})
@@ -669,7 +669,7 @@ func TestGiveUpWrapsDialError(t *testing.T) {
 				_, err := c.Write(msg)
 				return err
 			})
-			if errors.Is(err, want) && errors.Is(err, syscall.ECONNREFUSED) {
+			if errors.Is(err, want) && platformtest.IsRefused(err) {
 				continue
 			}
 			bad++
@@ -871,7 +871,7 @@ func TestIdleCloseNoRedial(t *testing.T) {
 			f.fault(srv)
 			// Wait until the client's kernel has the close.
 			_, err := c.Read(reply)
-			if (f.name == "FIN" && err != io.EOF) || (f.name == "RST" && !errors.Is(err, syscall.ECONNRESET)) {
+			if (f.name == "FIN" && err != io.EOF) || (f.name == "RST" && !platformtest.IsResetRead(err)) {
 				t.Fatalf("Read after %s = %v", f.name, err)
 			}
 			c.SetReadDeadline(time.Time{})

@@ -45,11 +45,12 @@
 // for unix sockets, which counts bytes the peer application has not yet
 // read), SO_NWRITE on darwin, FIONWRITE on FreeBSD and SIO_TCP_INFO on
 // Windows 10 1703 and later. Elsewhere (NetBSD, OpenBSD, illumos, AIX,
-// older Windows, a custom Dialer returning another connection type) there
-// is no count: a redial re-sends every message still held, and when
-// Dialer.ReplayBuffer is full the oldest held message is assumed delivered
-// to make room. On js, wasip1 and plan9 no check runs; a failed write
-// still redials.
+// older Windows and Wine, which lack SIO_TCP_INFO, a custom Dialer
+// returning another connection type) there is no count: a redial re-sends
+// every message still held, and when Dialer.ReplayBuffer is full (with
+// Async, seven eighths full, so that Write need not wait for the writer)
+// the oldest held message is assumed delivered to make room. On js,
+// wasip1 and plan9 no check runs; a failed write still redials.
 //
 // The check only sees a FIN or reset that the kernel already has: under
 // load a peer may die between the check and the write. Replay closes that

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/platformtest"
 )
 
 // stream writes total messages of size bytes at full speed to c, and
@@ -72,6 +74,10 @@ func blackholeAt(t *testing.T, c *reconn.Conn, srv *faultnet.Server, total, cut 
 // reading lags behind: the Conn must redial after each.
 func restartDuring(t *testing.T, c *reconn.Conn, srv *faultnet.Server, total, size, restarts int) faultnet.Report {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		// The report could not be exact there either (exactOrSkip).
+		t.Skip("faultnet drains its accept queue before a restart on Linux only: elsewhere a redial that completes as the listener closes is reset unaccepted, and the server never sees every connection the client counts")
+	}
 	ctx := testContext(t)
 	var buf []byte
 	next := 1
@@ -377,6 +383,7 @@ func fillUntilTimeout(t *testing.T, c *reconn.Conn, d time.Duration) int {
 // TestCloseUnconfirmed checks that Close, when it cannot wait for the
 // acknowledgements, says how many messages are unconfirmed.
 func TestCloseUnconfirmed(t *testing.T) {
+	platformtest.NeedTCPInfo(t)
 	srv := newPrivateServer(t)
 	c := dialServer(t, testDialer(), srv)
 	srv.Pause() // the receive window closes: nothing more is acknowledged

@@ -45,7 +45,11 @@ const (
 	// as alive. On Linux the same call returns the acknowledgement count,
 	// so replay costs no extra system call. On darwin the state call
 	// allocates. Where the platform has no state, and for unix sockets,
-	// CheckState acts as CheckPeek.
+	// CheckState acts as CheckPeek. On Windows, where SIO_TCP_INFO fails
+	// (before Windows 10 1703, and under Wine), CheckState, and so every
+	// mode there, runs no check and counts no acknowledgements: the Conn
+	// redials only after a write fails, and replay re-sends every message
+	// it still holds.
 	CheckState CheckMode = 2
 
 	// CheckWatch makes the kernel report a peer's FIN or reset as an
@@ -141,19 +145,21 @@ type Dialer struct {
 
 	// UserTimeout is how long written data may stay unacknowledged before
 	// the connection counts as dead: TCP_USER_TIMEOUT on Linux, rounded up
-	// to whole milliseconds; TCP_RXT_CONNDROPTIME on darwin and TCP_MAXRT
-	// on Windows, rounded up to whole seconds; in each case capped at the
+	// to whole milliseconds; TCP_RXT_CONNDROPTIME on darwin and TCP_MAXRT on
+	// Windows, rounded up to whole seconds; in each case capped at the
 	// largest value the option takes (2^31-1 units). FreeBSD, the other
-	// BSDs, illumos and AIX have no per-socket equivalent. On Linux a
-	// peer that stays alive but stops reading also counts as dead once
-	// its receive window has stayed closed this long: a server that
+	// BSDs, illumos and AIX have no per-socket equivalent; where the system
+	// refuses the option (Wine has no TCP_MAXRT), the connection is used
+	// without it, and only keep-alive and write errors find a silent drop.
+	// On Linux a peer that stays alive but stops reading also counts as dead
+	// once its receive window has stayed closed this long: a server that
 	// pauses its reading (flow control) for longer is left and redialed.
-	// What it had acknowledged stays readable to it after the reset; what
-	// it had not is re-sent. It also bounds each dial attempt, the connect and the TLS handshake together
-	// (rounded up to a millisecond), unless Dialer is a *net.Dialer with
-	// its own Timeout or Deadline. If zero, the default is 10 seconds. If
-	// negative, the socket is left as Dialer made it, and each dial attempt
-	// is bounded by 30 seconds.
+	// What it had acknowledged stays readable to it after the reset; what it
+	// had not is re-sent. It also bounds each dial attempt, the connect and
+	// the TLS handshake together (rounded up to a millisecond), unless
+	// Dialer is a *net.Dialer with its own Timeout or Deadline. If zero, the
+	// default is 10 seconds. If negative, the socket is left as Dialer made
+	// it, and each dial attempt is bounded by 30 seconds.
 	UserTimeout time.Duration
 
 	// KeepAlive is the idle time before TCP keep-alive probes start; three

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/platformtest"
 )
 
 // failoverDialer is testDialer with the given fallbacks and a failback
@@ -254,6 +255,7 @@ func TestFailoverAllDown(t *testing.T) {
 // the Conn has rotated 4 times; every move is a graceful handoff: nothing
 // lost, nothing duplicated.
 func TestRotation(t *testing.T) {
+	platformtest.NeedTCPInfo(t)
 	const rotations = 4
 	for _, async := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {

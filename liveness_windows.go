@@ -11,7 +11,8 @@ import (
 // nothing waiting would block: Windows uses WSAIoctl(SIO_TCP_INFO) instead,
 // for both the state and the acknowledgement count (BytesOut minus
 // BytesInFlight). SIO_TCP_INFO needs Windows 10 1703 or later; where it
-// fails, the socket gets no check and no acknowledgement count.
+// fails (before Windows 10 1703, and under Wine), the socket gets no check
+// and no acknowledgement count.
 
 const platformCheck = CheckState
 

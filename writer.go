@@ -161,7 +161,18 @@ func (w *writer) pump() bool {
 		}
 		c.lockRing()
 		trim := c.ring.usage() >= c.trimAt || w.roomWait.Load() > 0 || l.sess != nil
+		k := 0
+		if !l.ackable {
+			// Nothing will confirm what l carried: keep an eighth of
+			// the ring free by assuming the oldest of it delivered, as
+			// acknowledgements would free it on another link, so that
+			// Write finds room without waiting for the writer.
+			var n int64
+			k, n = c.ring.evict(int(c.ring.max / 8))
+			c.count(k, n)
+		}
 		c.unlockRing()
+		c.trimmed(k)
 		if trim {
 			c.refresh(l)
 			c.lockRing()

@@ -8,10 +8,10 @@ import (
 	"log"
 	"net"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/platformtest"
 )
 
 // startServer starts a server and connects a plain client to it.
@@ -48,7 +48,7 @@ func ExampleServer_RST() {
 
 	srv.RST()
 	_, err := c.Read(make([]byte, 1))
-	fmt.Println(errors.Is(err, syscall.ECONNRESET))
+	fmt.Println(platformtest.IsReset(err))
 	// Output: true
 }
 
@@ -85,7 +85,7 @@ func ExampleServer_Restart() {
 		log.Fatal(err)
 	}
 	_, err := c.Read(make([]byte, 1))
-	fmt.Println("old connection:", errors.Is(err, syscall.ECONNRESET))
+	fmt.Println("old connection:", platformtest.IsReset(err))
 
 	if err := srv.WaitEvent(context.Background(), faultnet.EventListening, 1); err != nil {
 		log.Fatal(err)
@@ -105,7 +105,7 @@ func ExampleServer_Refuse() {
 
 	srv.Refuse()
 	_, err := net.Dial("tcp", srv.Addr().String())
-	fmt.Println(errors.Is(err, syscall.ECONNREFUSED))
+	fmt.Println(platformtest.IsRefused(err))
 	srv.Accept()
 	c2, err := net.Dial("tcp", srv.Addr().String())
 	fmt.Println(err)

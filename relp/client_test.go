@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/internal/platformtest"
 )
 
 // testDialer returns a Dialer whose timeouts suit tests.
@@ -51,7 +52,7 @@ func TestClient(t *testing.T) {
 			var opts fakeOptions
 			d := testDialer()
 			if withTLS {
-				pki := newTestPKI(t, t.TempDir())
+				pki := newTestPKI(t, platformtest.TempDir(t))
 				opts.tls = pki.server
 				d.TLSConfig = pki.client
 			}

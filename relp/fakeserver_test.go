@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/platformtest"
 )
 
 // testMessage returns a syslog message of 129 bytes carrying sequence
@@ -81,7 +82,7 @@ func TestFakeServerSession(t *testing.T) {
 }
 
 func TestFakeServerTLS(t *testing.T) {
-	pki := newTestPKI(t, t.TempDir())
+	pki := newTestPKI(t, platformtest.TempDir(t))
 	ctx := testContext(t)
 	s := newFakeServer(t, fakeOptions{tls: pki.server})
 	c, _, err := dialTestClient(ctx, t, s.addr, pki.client, 16)
@@ -305,6 +306,9 @@ func TestFakeServerWire(t *testing.T) {
 			want, end := tt.want, tt.end
 			if tt.fakeWant != "" {
 				want, end = tt.fakeWant, tt.fakeEnd
+			}
+			if end == "reset" {
+				platformtest.NeedResetRead(t)
 			}
 			ctx := testContext(t)
 			s := newFakeServer(t, fakeOptions{})
