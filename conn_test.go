@@ -17,8 +17,8 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
-	"github.com/reconn/reconn/internal/testns"
 	"github.com/reconn/reconn/internal/platformtest"
+	"github.com/reconn/reconn/internal/testns"
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
 )

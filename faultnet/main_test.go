@@ -3,8 +3,8 @@ package faultnet_test
 import (
 	"testing"
 
-	"github.com/reconn/reconn/internal/testns"
 	"github.com/reconn/reconn/internal/platformtest"
+	"github.com/reconn/reconn/internal/testns"
 	"go.uber.org/goleak"
 )
 
