@@ -5,12 +5,14 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/short"
 )
 
 // TestWriteAllocs checks that a Write in steady state allocates nothing,
 // in every check mode, with replay on and off, and with Async (whose
 // writer's allocations count too: AllocsPerRun counts the whole process).
 func TestWriteAllocs(t *testing.T) {
+	short.Skip(t, "a measurement of allocations")
 	modes := []reconn.CheckMode{reconn.CheckDefault, reconn.CheckPeek, reconn.CheckState, reconn.CheckWatch, reconn.CheckNone}
 	for _, mode := range modes {
 		for _, replay := range []int{0, -1} {
