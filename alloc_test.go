@@ -9,6 +9,7 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/short"
 )
 
 // TestWriteAllocs checks that a Write in steady state allocates nothing,
@@ -16,6 +17,7 @@ import (
 // writer's allocations count too: AllocsPerRun counts the whole process).
 func TestWriteAllocs(t *testing.T) {
 	const noAcks = reconn.CheckMode(100) // not a mode: a socket reconn cannot ask
+	short.Skip(t, "a measurement of allocations")
 	modes := []reconn.CheckMode{reconn.CheckDefault, reconn.CheckPeek, reconn.CheckState, reconn.CheckWatch, reconn.CheckNone}
 	for _, mode := range modes {
 		for _, replay := range []int{0, -1} {

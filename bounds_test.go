@@ -900,3 +900,23 @@ func TestIdleCloseNoRedial(t *testing.T) {
 		})
 	}
 }
+
+// TestPassedDeadlineWrapsDialError: a Write whose deadline has already
+// passed when it finds the connection down stops before any dial, and its
+// error still wraps the dial error the Conn last met, as on a machine slow
+// enough that a short deadline passes before the redial begins.
+func TestPassedDeadlineWrapsDialError(t *testing.T) {
+	d := testDialer()
+	d.RedialTimeout = 50 * time.Millisecond
+	c, _ := refusedConn(t, d)
+	holdPort(t, c.RemoteAddr())
+	msg := faultnet.AppendMessage(nil, faultnet.Newline, 0, 100)
+	if _, err := c.Write(msg); !platformtest.IsRefused(err) {
+		t.Fatalf("Write to a refusing server = %v; want ECONNREFUSED", err)
+	}
+	c.SetWriteDeadline(time.Now().Add(-time.Second))
+	_, err := c.Write(msg)
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !platformtest.IsRefused(err) {
+		t.Errorf("Write past its deadline, connection down = %v; want os.ErrDeadlineExceeded wrapping ECONNREFUSED", err)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
 	"github.com/reconn/reconn/internal/platformtest"
+	"github.com/reconn/reconn/internal/short"
 	"go.uber.org/goleak"
 )
 
@@ -62,6 +63,7 @@ const (
 // closing and checking each run comes on top.
 func TestChaos(t *testing.T) {
 	platformtest.NeedTCPInfo(t)
+	short.Skip(t, "a soak")
 	seed, from := chaosSeed(t)
 	budget, custom := chaosBudget(t)
 	minFaults := chaosMinFaults

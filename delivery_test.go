@@ -13,6 +13,7 @@ import (
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
 	"github.com/reconn/reconn/internal/platformtest"
+	"github.com/reconn/reconn/internal/short"
 )
 
 // stream writes total messages of size bytes at full speed to c, and
@@ -121,6 +122,7 @@ func exactOrSkip(t *testing.T, r faultnet.Report) {
 // stream, at many cut points. Every lost message must be one that the
 // server's kernel had acknowledged but the server never read.
 func TestAbruptCloseMidStream(t *testing.T) {
+	short.Skip(t, "24 streams of 20,000 messages")
 	for _, mode := range []reconn.CheckMode{reconn.CheckDefault, reconn.CheckState} {
 		t.Run(mode.String(), func(t *testing.T) { abruptCloseMidStream(t, mode) })
 	}
@@ -151,6 +153,7 @@ func abruptCloseMidStream(t *testing.T, mode reconn.CheckMode) {
 // reading. Nothing may be lost or duplicated.
 func TestGracefulDrain(t *testing.T) {
 	const total, size = 20000, 100
+	short.Skip(t, "8 streams of 20,000 messages")
 	for _, cut := range cutPoints(total, 8) {
 		srv := newPrivateServer(t)
 		c := dial(t, testDialer(), srv.Addr())
@@ -265,6 +268,7 @@ func (c reconnClient) dialCount() int { return int(c.Stats().Dials) }
 // drops it. Run it with -v to see the table.
 func TestCompare(t *testing.T) {
 	const total, size, runs = 20000, 100, 6
+	short.Skip(t, "a comparison table")
 	type row struct {
 		name                                     string
 		sent, received, lost, unavoid, dup, errs int

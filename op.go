@@ -205,8 +205,13 @@ func endCause(ctx context.Context) error {
 }
 
 // fail returns the error of an op that stopped for cause: the cause alone,
-// or, if a dial or a write failed before, an error that wraps both.
+// or, if a dial or a write failed before, an error that wraps both. While
+// the connection is down, an op stopped before its own first dial (its
+// bound passed before it got there) wraps the error the Conn last met.
 func (o *op) fail(cause error) error {
+	if o.last == nil && cause != nil && o.c.downSince.Load() != 0 {
+		o.last = o.c.st.lastError()
+	}
 	if o.last == nil || cause == nil {
 		return cause
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/short"
 )
 
 // scaleEnabled reports whether the heavy scale measurements were asked
@@ -75,6 +76,7 @@ func heapAlloc() uint64 {
 // plain TCP connections, and checks only that the figure is sane. See
 // TestScaleMemoryLarge for 10000.
 func TestScaleMemory(t *testing.T) {
+	short.Skip(t, "a measurement of memory")
 	measureConnMemory(t, 500)
 }
 

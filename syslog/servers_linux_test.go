@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/internal/short"
 	"github.com/reconn/reconn/internal/syslogtest"
 	"github.com/reconn/reconn/relp"
 )
@@ -181,9 +182,7 @@ func TestSyslogNG(t *testing.T) {
 }
 
 func testServer(t *testing.T, modes []serverMode) {
-	if testing.Short() {
-		t.Skip("streams 60,000 messages to a real server in each mode; skipped with -short")
-	}
+	short.Skip(t, "streams 60,000 messages to a real server, restarted, in each mode")
 	var stdLost int
 	t.Run("log/syslog", func(t *testing.T) {
 		srv := modes[0].start(t)
@@ -230,9 +229,7 @@ func testServer(t *testing.T, modes []serverMode) {
 // Delivery is at least once: a message may arrive twice, but only if a
 // redial re-sent it, so duplicates are bounded by what was re-sent.
 func TestRsyslogdTLS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("streams 60,000 messages to a real server in each mode; skipped with -short")
-	}
+	short.Skip(t, "streams 60,000 messages to a real server, restarted, in each mode")
 	certs := syslogtest.NewCerts(t)
 	m := serverMode{
 		name:  "rsyslogd/TLS/RFC5424/octets",
@@ -365,9 +362,7 @@ func checkLines(t *testing.T, srv *syslogtest.Server, m serverMode) {
 // not even what it left unread. Duplicates are bounded by what was sent
 // again.
 func TestRsyslogdRELP(t *testing.T) {
-	if testing.Short() {
-		t.Skip("streams 60,000 messages to a real server; skipped with -short")
-	}
+	short.Skip(t, "streams 60,000 messages to a real server, restarted")
 	m := serverMode{
 		name:  "rsyslogd/RELP/RFC5424",
 		parse: parseNumeric,

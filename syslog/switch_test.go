@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/reconn/reconn/internal/short"
 )
 
 // TestCompileSwitch builds testdata/logsyslog, a program written for
@@ -20,9 +22,7 @@ import (
 // listener, and compares what they send but for timestamps and process
 // IDs.
 func TestCompileSwitch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds two programs; skipped with -short")
-	}
+	short.Skip(t, "builds two programs")
 	gotool, err := exec.LookPath("go")
 	if err != nil {
 		gotool = filepath.Join(runtime.GOROOT(), "bin", "go")
