@@ -18,12 +18,13 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/testenv"
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, testenv.LeakOptions()...)
 }
 
 // testDialer returns a Dialer whose timeouts suit tests.

@@ -3,9 +3,10 @@ package syslog
 import (
 	"testing"
 
+	"github.com/reconn/reconn/internal/testenv"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, testenv.LeakOptions()...)
 }
