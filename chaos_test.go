@@ -21,6 +21,7 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/testenv"
 	"go.uber.org/goleak"
 )
 
@@ -60,6 +61,7 @@ const (
 // time.Duration) sets the chaos time, the sum of the runs' fault windows;
 // closing and checking each run comes on top.
 func TestChaos(t *testing.T) {
+	testenv.NeedKernelSockets(t, "resets, silent drops and the kernel's acknowledgement count")
 	seed, from := chaosSeed(t)
 	budget, custom := chaosBudget(t)
 	minFaults := chaosMinFaults

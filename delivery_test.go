@@ -11,6 +11,7 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/testenv"
 )
 
 // stream writes total messages of size bytes at full speed to c, and
@@ -377,6 +378,7 @@ func fillUntilTimeout(t *testing.T, c *reconn.Conn, d time.Duration) int {
 // TestCloseUnconfirmed checks that Close, when it cannot wait for the
 // acknowledgements, says how many messages are unconfirmed.
 func TestCloseUnconfirmed(t *testing.T) {
+	testenv.NeedKernelSockets(t, testenv.ServerReset)
 	srv := newPrivateServer(t)
 	c := dialServer(t, testDialer(), srv)
 	srv.Pause() // the receive window closes: nothing more is acknowledged

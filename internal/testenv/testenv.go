@@ -30,6 +30,10 @@ func NeedKernelSockets(t testing.TB, subject string) {
 	}
 }
 
+// ServerReset is the subject of the tests that reset the server's end
+// and count on the client's next write to meet it.
+const ServerReset = "a reset from the server, which a client's write meets"
+
 // LeakOptions are the options for goleak that ignore the goroutines of
 // the runtime itself. On js, each time the JavaScript event loop wakes the
 // program (a timer that fired while every goroutine slept), the runtime
