@@ -40,10 +40,11 @@ const ServerReset = "a reset from the server, which a client's write meets"
 // runs runtime.handleEvent on a goroutine of its own, which parks until
 // every other goroutine is idle again and only then returns to
 // JavaScript (src/runtime/lock_js.go); a leak check that runs after such
-// a wake-up sees it, parked, though nothing of the code under test is.
+// a wake-up sees it, parked in runtime.gopark, though nothing of the code
+// under test is.
 func LeakOptions() []goleak.Option {
 	if runtime.GOOS == "js" {
-		return []goleak.Option{goleak.IgnoreTopFunction("runtime.handleEvent")}
+		return []goleak.Option{goleak.IgnoreAnyFunction("runtime.handleEvent")}
 	}
 	return nil
 }
