@@ -260,7 +260,11 @@ func (c *Conn) writeFull(b []byte) (int, error) {
 			return len(b), nil
 		}
 		// A link that counts no acknowledgements never frees room:
-		// the oldest messages it carried are assumed delivered.
+		// the oldest messages it carried are assumed delivered. Only
+		// what the writer has sent can go; when it has sent none of
+		// what is held, wait for it like any other Write, rather than
+		// taking the right to write from it again at once (where
+		// goroutines are not preempted, js/wasm, it would never run).
 		l := c.cur.Load()
 		evict := !l.ackable && l.state == healthy
 		c.rmu.Unlock()
@@ -271,7 +275,9 @@ func (c *Conn) writeFull(b []byte) (int, error) {
 			c.unlockRing()
 			c.unlock()
 			c.trimmed(k)
-			continue
+			if k > 0 {
+				continue
+			}
 		}
 		if err := c.w.err(); err != nil {
 			return 0, c.writeError(err)

@@ -98,23 +98,6 @@ func ExampleServer_Restart() {
 	// new connection: <nil>
 }
 
-func ExampleServer_Refuse() {
-	srv, c := startServer()
-	defer srv.Close()
-	defer c.Close()
-
-	srv.Refuse()
-	_, err := net.Dial("tcp", srv.Addr().String())
-	fmt.Println(platformtest.IsRefused(err))
-	srv.Accept()
-	c2, err := net.Dial("tcp", srv.Addr().String())
-	fmt.Println(err)
-	c2.Close()
-	// Output:
-	// true
-	// <nil>
-}
-
 func ExampleServer_Report() {
 	srv, c := startServer()
 	defer srv.Close()
