@@ -9,8 +9,8 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/platformtest"
 	"github.com/reconn/reconn/internal/short"
-	"github.com/reconn/reconn/internal/testenv"
 )
 
 // TestWriteAllocs checks that a Write in steady state allocates nothing,
@@ -46,7 +46,7 @@ func TestWriteAllocs(t *testing.T) {
 	}
 	// Where the kernel's acknowledgement count is missing altogether (js,
 	// wasip1) the buffer stays full and each Async Write waits for room.
-	testenv.NeedKernelSockets(t, "Async Writes kept off the slow path by the kernel's acknowledgement count")
+	platformtest.NeedKernelSockets(t, "Async Writes kept off the slow path by the kernel's acknowledgement count")
 	// The last round wraps the socket, so that it counts no
 	// acknowledgements: the writer then keeps room in the replay buffer by
 	// assuming the oldest messages delivered.

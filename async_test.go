@@ -15,7 +15,6 @@ import (
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
 	"github.com/reconn/reconn/internal/platformtest"
-	"github.com/reconn/reconn/internal/testenv"
 	"golang.org/x/net/nettest"
 )
 
@@ -212,7 +211,7 @@ func TestAsyncFull(t *testing.T) {
 // Writes fail with ErrRedialLimit and what is buffered stays; when the
 // server is back, Writes succeed and everything arrives.
 func TestAsyncRedialTimeout(t *testing.T) {
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	srv := newPrivateServer(t)
 	d := asyncDialer()
 	d.RedialTimeout = 100 * time.Millisecond
@@ -280,7 +279,7 @@ func TestAsyncConcurrentWriters(t *testing.T) { writeConcurrently(t, asyncDialer
 // TestAsyncCloseDuringRedial closes while the writer redials a server that
 // is down: Close reports what is unconfirmed, and nothing is left running.
 func TestAsyncCloseDuringRedial(t *testing.T) {
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	srv := newPrivateServer(t)
 	d := asyncDialer()
 	d.FlushTimeout = 100 * time.Millisecond

@@ -23,7 +23,6 @@ import (
 	"github.com/reconn/reconn/faultnet"
 	"github.com/reconn/reconn/internal/platformtest"
 	"github.com/reconn/reconn/internal/short"
-	"github.com/reconn/reconn/internal/testenv"
 	"go.uber.org/goleak"
 )
 
@@ -65,7 +64,7 @@ const (
 func TestChaos(t *testing.T) {
 	platformtest.NeedTCPInfo(t)
 	short.Skip(t, "a soak")
-	testenv.NeedKernelSockets(t, "resets, silent drops and the kernel's acknowledgement count")
+	platformtest.NeedKernelSockets(t, "resets, silent drops and the kernel's acknowledgement count")
 	seed, from := chaosSeed(t)
 	budget, custom := chaosBudget(t)
 	minFaults := chaosMinFaults

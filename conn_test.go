@@ -18,7 +18,6 @@ import (
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
 	"github.com/reconn/reconn/internal/platformtest"
-	"github.com/reconn/reconn/internal/testenv"
 	"github.com/reconn/reconn/internal/testns"
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
@@ -30,7 +29,7 @@ func TestMain(m *testing.M) {
 	// never acknowledged; Example_unix needs a unix socket.
 	platformtest.LeaveOut("^Example_redial$", platformtest.NoTCPInfo())
 	platformtest.LeaveOut("^Example_unix$", platformtest.NoUnixSockets())
-	goleak.VerifyTestMain(m, testenv.LeakOptions()...)
+	goleak.VerifyTestMain(m, platformtest.LeakOptions()...)
 }
 
 // testDialer returns a Dialer whose timeouts suit tests.
@@ -235,7 +234,7 @@ func testConformance(t *testing.T, name string, mode reconn.CheckMode, reconnFir
 // closes the connection between messages, and nothing may be lost.
 func TestCloseBetweenMessages(t *testing.T) {
 	platformtest.NeedTCPInfo(t)
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	faults := []struct {
 		name  string
 		fault func(*faultnet.Server)
@@ -365,7 +364,7 @@ func timesFrom(times []time.Time, t time.Time) []time.Time {
 // that its dial attempts are spaced by the backoff.
 func TestListenerDownAndBack(t *testing.T) {
 	platformtest.NeedTCPInfo(t)
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	srv := newPrivateServer(t)
 	cd := newCountingDialer()
 	d := testDialer()
@@ -447,7 +446,7 @@ func awaitReset(t *testing.T, c *reconn.Conn) {
 }
 
 func TestCloseDuringRedial(t *testing.T) {
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	d := testDialer()
 	c, cd := refusedConn(t, d)
 	done := make(chan error, 1)
@@ -468,7 +467,7 @@ func TestCloseDuringRedial(t *testing.T) {
 }
 
 func TestDeadlineDuringRedial(t *testing.T) {
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	t.Run("set before", func(t *testing.T) {
 		c, _ := refusedConn(t, testDialer())
 		c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
@@ -503,7 +502,7 @@ func checkRedialTimeout(t *testing.T, err error) {
 }
 
 func TestRedialLimit(t *testing.T) {
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	d := testDialer()
 	d.RedialTimeout = 100 * time.Millisecond
 	c, _ := refusedConn(t, d)
@@ -677,7 +676,7 @@ func TestBadInput(t *testing.T) {
 	ln.Close()
 	// The in-memory network of js and wasip1 refuses with a flat
 	// message, not ECONNREFUSED.
-	if _, err := reconn.Dial("tcp", addr); err == nil || testenv.KernelSockets && !platformtest.IsRefused(err) {
+	if _, err := reconn.Dial("tcp", addr); err == nil || platformtest.KernelSockets && !platformtest.IsRefused(err) {
 		t.Errorf("Dial(refused port) = %v; want ECONNREFUSED", err)
 	}
 
@@ -695,7 +694,7 @@ func TestBadInput(t *testing.T) {
 // a redial.
 func TestReadAcrossRedial(t *testing.T) {
 	platformtest.NeedTCPInfo(t)
-	testenv.NeedKernelSockets(t, "a check that finds the server's FIN before a Write")
+	platformtest.NeedKernelSockets(t, "a check that finds the server's FIN before a Write")
 	srv := newPrivateServer(t)
 	d := testDialer()
 	redialed := make(chan struct{}, 1)
@@ -738,7 +737,7 @@ func TestReadAcrossRedial(t *testing.T) {
 // TestDeadlinesCarryOver checks that a read deadline set before a redial
 // applies to the new connection.
 func TestDeadlinesCarryOver(t *testing.T) {
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	srv := newPrivateServer(t)
 	c := dialServer(t, testDialer(), srv)
 	srv.RST()
@@ -757,7 +756,7 @@ func TestDeadlinesCarryOver(t *testing.T) {
 // TestDialContextBoundsRedials checks that the context given to
 // DialContext ends redialing once it is done, and nothing else.
 func TestDialContextBoundsRedials(t *testing.T) {
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	srv := newPrivateServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	nc, err := testDialer().DialContext(ctx, "tcp", srv.Addr().String())

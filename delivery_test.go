@@ -14,7 +14,6 @@ import (
 	"github.com/reconn/reconn/faultnet"
 	"github.com/reconn/reconn/internal/platformtest"
 	"github.com/reconn/reconn/internal/short"
-	"github.com/reconn/reconn/internal/testenv"
 )
 
 // stream writes total messages of size bytes at full speed to c, and
@@ -389,7 +388,7 @@ func fillUntilTimeout(t *testing.T, c *reconn.Conn, d time.Duration) int {
 // acknowledgements, says how many messages are unconfirmed.
 func TestCloseUnconfirmed(t *testing.T) {
 	platformtest.NeedTCPInfo(t)
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	srv := newPrivateServer(t)
 	c := dialServer(t, testDialer(), srv)
 	srv.Pause() // the receive window closes: nothing more is acknowledged

@@ -12,7 +12,6 @@ import (
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
 	"github.com/reconn/reconn/internal/platformtest"
-	"github.com/reconn/reconn/internal/testenv"
 )
 
 // failoverDialer is testDialer with the given fallbacks and a failback
@@ -141,7 +140,7 @@ func TestFailoverPrimaryDownAtDial(t *testing.T) {
 // primary listens again: the stream moves back to it with the graceful
 // handoff, losing nothing and sending nothing twice by the move.
 func TestFailback(t *testing.T) {
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	for _, async := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {
 			primary, fallback := newPrivateServer(t), newPrivateServer(t)
@@ -223,7 +222,7 @@ func TestFailback(t *testing.T) {
 // TestFailoverAllDown: every server down; a Write waits within its bound
 // and its error wraps the last dial error; both addresses were tried.
 func TestFailoverAllDown(t *testing.T) {
-	testenv.NeedKernelSockets(t, testenv.ServerReset)
+	platformtest.NeedKernelSockets(t, platformtest.ServerReset)
 	primary, fallback := newPrivateServer(t), newPrivateServer(t)
 	d := failoverDialer(fallback)
 	var mu sync.Mutex
@@ -259,7 +258,7 @@ func TestFailoverAllDown(t *testing.T) {
 // lost, nothing duplicated.
 func TestRotation(t *testing.T) {
 	platformtest.NeedTCPInfo(t)
-	testenv.NeedKernelSockets(t, "moves with no duplicate, which the kernel's acknowledgement count makes exact")
+	platformtest.NeedKernelSockets(t, "moves with no duplicate, which the kernel's acknowledgement count makes exact")
 	const rotations = 4
 	for _, async := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/reconn/reconn/internal/platformtest"
-	"github.com/reconn/reconn/internal/testenv"
 	"github.com/reconn/reconn/internal/testns"
 	"go.uber.org/goleak"
 )
@@ -13,5 +12,5 @@ func TestMain(m *testing.M) {
 	testns.Enter()
 	// These examples print what a Read returns after a reset.
 	platformtest.LeaveOut("^ExampleServer_(RST|Restart)$", platformtest.ResetReadsAsEOF())
-	goleak.VerifyTestMain(m, testenv.LeakOptions()...)
+	goleak.VerifyTestMain(m, platformtest.LeakOptions()...)
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/reconn/reconn/faultnet"
 	"github.com/reconn/reconn/internal/platformtest"
-	"github.com/reconn/reconn/internal/testenv"
 )
 
 // testMessage returns a syslog message of 129 bytes carrying sequence
@@ -45,7 +44,7 @@ func checkNoViolations(t *testing.T, s *fakeServer) {
 func TestFakeServerSession(t *testing.T) {
 	// The in-memory network hands each write to the waiting reader, and
 	// one goroutine runs at a time: the client never gets ahead.
-	testenv.NeedKernelSockets(t, "commands in flight, which need a send buffer the server reads from later")
+	platformtest.NeedKernelSockets(t, "commands in flight, which need a send buffer the server reads from later")
 	const n, window = 2000, 128
 	ctx := testContext(t)
 	s := newFakeServer(t, fakeOptions{})
@@ -313,7 +312,7 @@ func TestFakeServerWire(t *testing.T) {
 			}
 			if end == "reset" {
 				platformtest.NeedResetRead(t)
-				testenv.NeedKernelSockets(t, "a reset that ends the client's read")
+				platformtest.NeedKernelSockets(t, "a reset that ends the client's read")
 			}
 			ctx := testContext(t)
 			s := newFakeServer(t, fakeOptions{})

@@ -4,8 +4,10 @@
 // syscall.ECONNRESET do not match), and whether it has the socket
 // facilities that a test's expectation rests on, so that the test can
 // skip, saying why, where it has not: Windows before 10 1703, and Wine,
-// lack SIO_TCP_INFO. Every probe asks the system once; on Linux and the
-// other unix systems none of them skips. LeaveOut does for examples, in
+// lack SIO_TCP_INFO; and whether package net has a kernel behind it at
+// all (js/wasm and wasip1 have an in-memory stand-in: NeedKernelSockets).
+// Every probe asks the system once; on Linux and the other unix systems
+// none of them skips. LeaveOut does for examples, in
 // TestMain, what a skip does for a test, and TempDir works around a
 // directory that Wine's os.RemoveAll cannot empty.
 //

@@ -1,7 +1,6 @@
-// Package testenv says what the platform the tests run on lacks, so that
-// a test whose subject is missing there skips with the reason, by one
-// rule, instead of failing or passing for nothing.
-package testenv
+package platformtest
+
+// js/wasm and wasip1: no kernel behind package net.
 
 import (
 	"runtime"
