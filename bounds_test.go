@@ -661,6 +661,19 @@ func TestGiveUpWrapsDialError(t *testing.T) {
 	const rounds = 200
 	msg := faultnet.AppendMessage(nil, faultnet.Newline, 0, 100)
 	run := func(t *testing.T, c *reconn.Conn, want error, wantName string, setup func(round int)) {
+		// Before the rounds, a dial must have been refused: until one
+		// returns, the last error the Conn met is the reset that ended
+		// its link, and a Write on a starved machine may give up before
+		// its only dial returns, rightly wrapping that reset.
+		refused := false
+		for try := 0; try < 100 && !refused; try++ {
+			setup(0)
+			_, err := c.Write(msg)
+			refused = platformtest.IsRefused(err)
+		}
+		if !refused {
+			t.Fatal("no Write in 100 met a refused dial")
+		}
 		bad := 0
 		var first []string
 		for round := range rounds {
