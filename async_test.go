@@ -15,6 +15,7 @@ import (
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
 	"github.com/reconn/reconn/internal/platformtest"
+	"github.com/reconn/reconn/internal/short"
 	"golang.org/x/net/nettest"
 )
 
@@ -39,7 +40,7 @@ func TestAsyncConformance(t *testing.T) {
 				}
 				defer ln.Close() // a redial would fail: none is expected
 				d := asyncDialer()
-				d.FlushTimeout = 500 * time.Millisecond
+				d.FlushTimeout = short.Limit(500 * time.Millisecond)
 				rc, err := d.Dial("tcp", ln.Addr().String())
 				if err != nil {
 					return nil, nil, nil, err

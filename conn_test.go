@@ -18,6 +18,7 @@ import (
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
 	"github.com/reconn/reconn/internal/platformtest"
+	"github.com/reconn/reconn/internal/short"
 	"github.com/reconn/reconn/internal/testns"
 	"go.uber.org/goleak"
 	"golang.org/x/net/nettest"
@@ -42,7 +43,7 @@ func testDialer() *reconn.Dialer {
 		RedialTimeout: 10 * time.Second,
 		MinBackoff:    2 * time.Millisecond,
 		MaxBackoff:    20 * time.Millisecond,
-		FlushTimeout:  5 * time.Second,
+		FlushTimeout:  short.Limit(5 * time.Second),
 	}
 }
 
@@ -207,7 +208,7 @@ func testConformance(t *testing.T, name string, mode reconn.CheckMode, reconnFir
 			}()
 			d := testDialer()
 			d.Check = mode
-			d.FlushTimeout = 500 * time.Millisecond
+			d.FlushTimeout = short.Limit(500 * time.Millisecond)
 			rc, err := d.Dial("tcp", ln.Addr().String())
 			if err != nil {
 				<-accepted

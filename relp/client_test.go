@@ -10,6 +10,7 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/internal/platformtest"
+	"github.com/reconn/reconn/internal/short"
 )
 
 // testDialer returns a Dialer whose timeouts suit tests.
@@ -19,7 +20,7 @@ func testDialer() *Dialer {
 	d.RedialTimeout = 10 * time.Second
 	d.MinBackoff = 2 * time.Millisecond
 	d.MaxBackoff = 20 * time.Millisecond
-	d.FlushTimeout = 10 * time.Second
+	d.FlushTimeout = short.Limit(10 * time.Second)
 	return d
 }
 
@@ -198,9 +199,11 @@ func TestClientSessionEnds(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
+			start := time.Now()
 			if err := c.Close(); err != nil {
-				t.Fatalf("Close() = %v", err)
+				t.Fatalf("Close() = %v after %v", err, time.Since(start))
 			}
+			took := time.Since(start)
 			r := s.report(n)
 			if r.received != n {
 				t.Errorf("%v; want all %d", r, n)
@@ -208,7 +211,7 @@ func TestClientSessionEnds(t *testing.T) {
 			if st := c.Stats(); st.Redials < 1 {
 				t.Errorf("Stats() = %+v; want a redial", st)
 			}
-			t.Logf("%s after %d: %v; re-sent %d", tc.name, n/3, r, c.Stats().ResentMessages)
+			t.Logf("%s after %d: %v; re-sent %d; Close took %v", tc.name, n/3, r, c.Stats().ResentMessages, took.Round(time.Millisecond))
 		})
 	}
 }

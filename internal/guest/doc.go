@@ -8,7 +8,8 @@
 // and boots a kernel on that. It mounts /proc, /sys, /dev and /tmp, brings
 // up the loopback interface, runs /guest/test in /guest/pkg (where the
 // package's testdata is copied) with the arguments and environment listed
-// in /guest/args and /guest/env (NUL-separated), and copies its output to
+// in /guest/args and /guest/env (NUL-separated), and RECONN_EMULATED=1
+// (see internal/short), and copies its output to
 // the console unchanged, between two lines that start with the contents of
 // /guest/token: "TOKEN start" and "TOKEN exit STATUS", with the test
 // binary's exit status, from which the host takes the result. Then it

@@ -48,7 +48,9 @@ func run() int {
 	}
 	cmd := exec.Command("/guest/test", args...)
 	cmd.Dir = "/guest/pkg"
-	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp", "TMPDIR=/tmp"}, env...)
+	// RECONN_EMULATED: the CPU is emulated (qemu-exec boots with TCG),
+	// for the rule in internal/short.
+	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "RECONN_EMULATED=1"}, env...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
 	var exit *exec.ExitError
