@@ -416,12 +416,12 @@ func (s *Server) sockets(pid int) (listener string, conns map[string]bool, pendi
 	return listener, conns, pending
 }
 
-// WaitSeq waits until message seq is in the output's tail, or the output
+// WaitSeq waits until message seq is in the output, or the output
 // has not grown for 3 seconds, or 60 seconds have passed. It reports
 // whether seq arrived.
 func (s *Server) WaitSeq(seq int) bool {
 	want := []byte(fmt.Sprintf("seq=%d ", seq))
-	var size int64 = -1
+	var size, scanned int64 = -1, 0
 	still := time.Now()
 	for until := time.Now().Add(60 * time.Second); time.Now().Before(until); time.Sleep(10 * time.Millisecond) {
 		fi, err := os.Stat(s.out)
@@ -436,10 +436,15 @@ func (s *Server) WaitSeq(seq int) bool {
 		if err != nil {
 			continue
 		}
-		tail := make([]byte, min(size, 8192))
-		f.ReadAt(tail, size-int64(len(tail)))
+		// Read all that was added since the last look: with several
+		// connections the server may write seq before what an earlier
+		// connection still carried.
+		from := max(scanned-int64(len(want)), 0)
+		added := make([]byte, size-from)
+		n, _ := f.ReadAt(added, from)
 		f.Close()
-		if bytes.Contains(tail, want) {
+		scanned = from + int64(n)
+		if bytes.Contains(added[:n], want) {
 			return true
 		}
 	}
