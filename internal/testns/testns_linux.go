@@ -18,7 +18,7 @@ const marker = "RECONN_TESTNS"
 func Enter() {
 	switch os.Getenv(marker) {
 	case "inside":
-		if err := loopbackUp(); err != nil {
+		if err := LoopbackUp(); err != nil {
 			fmt.Fprintf(os.Stderr, "testns: bringing up lo in the new network namespace: %v\n", err)
 			os.Exit(2)
 		}
@@ -60,9 +60,9 @@ func Enter() {
 	os.Exit(1)
 }
 
-// loopbackUp sets IFF_UP on lo, which a new network namespace starts
-// without.
-func loopbackUp() error {
+// LoopbackUp sets IFF_UP on lo, which a new network namespace, or a
+// freshly booted kernel, starts without.
+func LoopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
