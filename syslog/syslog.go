@@ -330,42 +330,41 @@ func send[M string | []byte](w *Writer, sev Priority, msg M) error {
 // connect, never across a write, so that Close ends a write blocked on
 // a daemon that stopped reading.
 func (w *Writer) write(b []byte) error {
+	c := w.conn.Load()
 	if w.stream {
-		c := w.conn.Load()
 		if c == nil {
-			w.mu.Lock()
-			if c = w.conn.Load(); c == nil {
-				var err error
-				if c, err = w.connect(); err != nil {
-					w.mu.Unlock()
-					return err
-				}
+			var err error
+			if c, err = w.connection(nil); err != nil {
+				return err
 			}
-			w.mu.Unlock()
 		}
 		_, err := c.Write(b)
 		return err
 	}
-	c := w.conn.Load()
 	if c != nil {
 		_, err := c.Write(b)
 		if err == nil || errors.Is(err, net.ErrClosed) {
 			return err // Close ended the write: no new connection
 		}
 	}
-	w.mu.Lock()
-	if cur := w.conn.Load(); cur != nil && cur != c {
-		c = cur // another write connected again meanwhile
-	} else {
-		var err error
-		if c, err = w.connect(); err != nil {
-			w.mu.Unlock()
-			return err
-		}
+	c, err := w.connection(c)
+	if err != nil {
+		return err
 	}
-	w.mu.Unlock()
-	_, err := c.Write(b)
+	_, err = c.Write(b)
 	return err
+}
+
+// connection returns the connection to write on in place of failed (nil
+// if there was none): the current one if another write connected again
+// meanwhile, else a new one. It holds w.mu only to connect.
+func (w *Writer) connection(failed *netConn) (*netConn, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cur := w.conn.Load(); cur != nil && cur != failed {
+		return cur, nil
+	}
+	return w.connect()
 }
 
 // bufPool holds message buffers; one larger than maxPooled is dropped.
