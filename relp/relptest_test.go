@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -647,18 +648,9 @@ func nextTxnr(t int) int {
 // frameLen returns the length of the frame that appendFrame writes for a
 // TXNR, a command and n bytes of data.
 func frameLen(txnr int, cmd string, n int) int {
-	l := decimalLen(txnr) + 1 + len(cmd) + 1 + decimalLen(n) + 1
+	l := len(strconv.Itoa(txnr)) + 1 + len(cmd) + 1 + len(strconv.Itoa(n)) + 1
 	if n > 0 {
 		l += 1 + n
 	}
 	return l
-}
-
-func decimalLen(n int) int {
-	d := 1
-	for n >= 10 {
-		n /= 10
-		d++
-	}
-	return d
 }
