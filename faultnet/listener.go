@@ -157,8 +157,20 @@ func (e *endpoint) drainQueue() {
 	if err != nil || attachDrop(rc) != nil {
 		return
 	}
-	for until := time.Now().Add(time.Second); time.Now().Before(until); time.Sleep(time.Millisecond) {
+	limit := time.NewTimer(time.Second)
+	defer limit.Stop()
+	for {
+		// Each accept is logged, which closes changed: take it before
+		// looking at the queue, so that no accept goes unseen.
+		e.mu.Lock()
+		changed := e.changed
+		e.mu.Unlock()
 		if n, err := acceptQueue(rc); err != nil || n == 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-limit.C:
 			return
 		}
 	}
