@@ -154,7 +154,9 @@ type Conn struct {
 	// caller's own bound (op.lock), and, in the synchronous mode, sets
 	// slow under wmu once the fast Write in progress has ended (quiesce),
 	// so that fast Writes step aside to wait for tok with their own
-	// bounds. Only a holder of wmu with slow unset, or of tok with slow
+	// bounds; a fast Write that finds a holder of tok waiting in quiesce
+	// (nquiesce) steps aside too, so that Writes in a tight loop cannot
+	// keep taking wmu first. Only a holder of wmu with slow unset, or of tok with slow
 	// set, uses ring, trimAt and the link's guarded fields, replaces cur,
 	// or writes on the current link. recovering is set while a holder of
 	// tok replaces a dead link, so that waiters count RedialTimeout.
@@ -310,8 +312,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return c.writeAsync(b)
 	}
 	c.wmu.Lock()
-	if c.slow.Load() || c.closed.Load() {
-		// Close may be waiting in quiesce for this very Write.
+	if c.slow.Load() || c.closed.Load() || c.nquiesce.Load() > 0 {
+		// A holder of tok is waiting in quiesce, maybe for this very
+		// Write: step aside rather than take wmu from it again and again.
 		c.unlockFast()
 		return c.writeSlow(b)
 	}
