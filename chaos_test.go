@@ -976,30 +976,6 @@ func (r *chaosRun) settleDials(ctx context.Context) {
 	waitAccepted(wctx, r.srv, r.c)
 }
 
-// waitAccepted waits until the server has accepted as many connections
-// as c installed, its current one among them, found by its address. A
-// count alone is not enough: the server also counts a connection whose
-// dial c dropped once the handshake was done (the dial's op ended, by
-// Close say), while c's current connection, its data acknowledged by the
-// kernel, may still wait in the listener's backlog.
-func waitAccepted(ctx context.Context, srv *faultnet.Server, c *reconn.Conn) error {
-	dials := int(c.Stats().Dials)
-	if dials == 0 {
-		return nil
-	}
-	local := c.LocalAddr().String()
-	for n := dials; ; n++ {
-		if err := srv.WaitConns(ctx, n); err != nil {
-			return fmt.Errorf("the server accepted no connection from %s: %w", local, err)
-		}
-		for _, cr := range srv.Report(0).Conns {
-			if cr.Client != nil && cr.Client.String() == local {
-				return nil
-			}
-		}
-	}
-}
-
 // apply applies one fault. It reports whether the trace shows it took
 // effect, or whether it was skipped for want of privilege or support.
 func (r *chaosRun) apply(ctx context.Context, rng *rand.Rand, k faultKind) (applied, skipped bool, note string) {

@@ -97,20 +97,44 @@ func dialServer(t testing.TB, d *reconn.Dialer, srv *faultnet.Server) *reconn.Co
 	return c
 }
 
-// awaitAccepted waits until srv has accepted c's current connection. On a
-// machine shared with other tests, a client of another test whose server
-// went away may dial srv's port too: counting connections is not enough.
+// awaitAccepted is waitAccepted bounded by the test.
 func awaitAccepted(t testing.TB, srv *faultnet.Server, c *reconn.Conn) {
 	t.Helper()
-	ctx := testContext(t)
+	if err := waitAccepted(testContext(t), srv, c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitAccepted waits until the server has accepted as many connections
+// as c installed, its current one among them, found by its address. A
+// count alone is not enough: the server also counts a connection whose
+// dial c dropped once the handshake was done (the dial's op ended, by
+// Close say), and, on a machine shared with other tests, a client of
+// another test whose server went away may dial srv's port too, while c's
+// current connection, its data acknowledged by the kernel, may still wait
+// in the listener's backlog.
+func waitAccepted(ctx context.Context, srv *faultnet.Server, c *reconn.Conn) error {
+	return waitAcceptedFrom(ctx, srv, reconnClient{c})
+}
+
+// waitAcceptedFrom is waitAccepted for any client that counts its
+// connections.
+func waitAcceptedFrom(ctx context.Context, srv *faultnet.Server, c interface {
+	dialCount() int
+	LocalAddr() net.Addr
+}) error {
+	dials := c.dialCount()
+	if dials == 0 {
+		return nil
+	}
 	local := c.LocalAddr().String()
-	for n := 1; ; n++ {
+	for n := dials; ; n++ {
 		if err := srv.WaitConns(ctx, n); err != nil {
-			t.Fatalf("waiting for the server to accept %s: %v", local, err)
+			return fmt.Errorf("the server accepted no connection from %s: %w", local, err)
 		}
-		for _, sc := range srv.Conns() {
-			if sc.RemoteAddr().String() == local {
-				return
+		for _, cr := range srv.Report(0).Conns {
+			if cr.Client != nil && cr.Client.String() == local {
+				return nil
 			}
 		}
 	}
@@ -173,8 +197,8 @@ func faultsAt(t testing.TB, srv *faultnet.Server, targets []int, faults ...func(
 func finishClosed(t testing.TB, c *reconn.Conn, srv *faultnet.Server) {
 	t.Helper()
 	ctx := testContext(t)
-	if err := srv.WaitConns(ctx, int(c.Stats().Dials)); err != nil {
-		t.Fatalf("WaitConns: %v", err)
+	if err := waitAccepted(ctx, srv, c); err != nil {
+		t.Fatal(err)
 	}
 	if err := srv.WaitEOF(ctx); err != nil {
 		t.Fatalf("WaitEOF: %v", err)
