@@ -1109,7 +1109,7 @@ func (r *chaosRun) check(in checkInput, tot *chaosTotals) {
 	lossChecked := false
 	switch {
 	case !in.rep.Exact:
-		notes = append(notes, "loss not checked: the unread set was not measured exactly (the freeze needs CAP_NET_ADMIN)")
+		notes = append(notes, "loss not checked: the unread set was not measured exactly (the freeze needs Linux's socket filter and CAP_NET_ADMIN)")
 	case in.connsErr != nil:
 		notes = append(notes, fmt.Sprintf("loss not checked: the server accepted %d of the %d connections made; the others were reset in its backlog, unmeasured",
 			countEvents(in.trace, faultnet.EventAccepted), in.stats.Dials))

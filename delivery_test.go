@@ -109,12 +109,13 @@ func cutPoints(total, n int) []int {
 	return cuts
 }
 
-// requireExact skips the assertion part of a test whose report could not be
-// measured exactly (the freeze needs CAP_NET_ADMIN).
+// exactOrSkip skips the assertion part of a test whose report could not be
+// measured exactly (the freeze needs Linux's socket filter and
+// CAP_NET_ADMIN).
 func exactOrSkip(t *testing.T, r faultnet.Report) {
 	t.Helper()
 	if !r.Exact {
-		t.Skipf("the unread-at-close set was not measured exactly (needs CAP_NET_ADMIN for the socket filter): %v", r)
+		t.Skipf("the unread-at-close set was not measured exactly (the freeze needs Linux's socket filter and CAP_NET_ADMIN): %v", r)
 	}
 }
 
@@ -360,7 +361,7 @@ func TestCompare(t *testing.T) {
 	}
 	t.Log("\n" + b.String())
 	if !exact {
-		t.Skip("unread sets not measured exactly (needs CAP_NET_ADMIN); not asserting")
+		t.Skip("unread sets not measured exactly (the freeze needs Linux's socket filter and CAP_NET_ADMIN); not asserting")
 	}
 	if got := rows[2]; got.lost != got.unavoid || got.errs != 0 || got.dup != 0 {
 		t.Errorf("reconn lost %d messages, %d of them unavoidable, %d write errors, %d duplicated; want all unavoidable, no errors, none duplicated", got.lost, got.unavoid, got.errs, got.dup)
