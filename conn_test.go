@@ -127,13 +127,18 @@ func waitAcceptedFrom(ctx context.Context, srv *faultnet.Server, c interface {
 	if dials == 0 {
 		return nil
 	}
-	local := c.LocalAddr().String()
-	for n := dials; ; n++ {
+	return waitAcceptedAddr(ctx, srv, c.LocalAddr(), dials)
+}
+
+// waitAcceptedAddr waits until srv has accepted a connection from local,
+// knowing that it will have accepted at least atLeast connections by then.
+func waitAcceptedAddr(ctx context.Context, srv *faultnet.Server, local net.Addr, atLeast int) error {
+	for n := max(atLeast, 1); ; n++ {
 		if err := srv.WaitConns(ctx, n); err != nil {
 			return fmt.Errorf("the server accepted no connection from %s: %w", local, err)
 		}
 		for _, cr := range srv.Report(0).Conns {
-			if cr.Client != nil && cr.Client.String() == local {
+			if cr.Client != nil && cr.Client.String() == local.String() {
 				return nil
 			}
 		}

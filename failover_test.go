@@ -87,7 +87,7 @@ func TestFailoverPrimaryDies(t *testing.T) {
 			if err := c.Close(); err != nil {
 				t.Fatalf("Close() = %v", err)
 			}
-			waitFinal(t, primary, fallback)
+			waitFinal(t, c, primary, fallback)
 			r := faultnet.ReportAll(total, primary, fallback)
 			exactOrSkip(t, r)
 			if r.ClientLost != 0 || r.Duplicated != 0 {
@@ -101,10 +101,20 @@ func TestFailoverPrimaryDies(t *testing.T) {
 	}
 }
 
-// waitFinal waits until each server's accounting is final.
-func waitFinal(t *testing.T, servers ...*faultnet.Server) {
+// waitFinal waits until each server's accounting is final, after c was
+// closed: the server c wrote to last has accepted c's last connection,
+// which may still wait in its backlog, and every server has read each
+// connection to its end.
+func waitFinal(t *testing.T, c *reconn.Conn, servers ...*faultnet.Server) {
 	t.Helper()
 	ctx := testContext(t)
+	for _, s := range servers {
+		if c.Stats().Address == s.Addr().String() {
+			if err := waitAcceptedAddr(ctx, s, c.LocalAddr(), 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	for _, s := range servers {
 		if err := s.WaitEOF(ctx); err != nil {
 			t.Fatal(err)
@@ -192,8 +202,9 @@ func TestFailback(t *testing.T) {
 			if e.From != fallback.Addr().String() || e.To != primary.Addr().String() {
 				t.Errorf("failback event %+v; want %v to %v", e, fallback.Addr(), primary.Addr())
 			}
-			// Let some messages go to the primary again.
-			if err := primary.WaitReceived(ctx, primary.Report(0).Received+1000); err != nil {
+			// Let some messages go to the primary again. Report counts
+			// the messages received among the first n sent.
+			if err := primary.WaitReceived(ctx, primary.Report(int(seq.Load())).Received+1000); err != nil {
 				t.Fatal(err)
 			}
 			close(stopWriting)
@@ -204,7 +215,7 @@ func TestFailback(t *testing.T) {
 			if err := c.Close(); err != nil {
 				t.Fatalf("Close() = %v", err)
 			}
-			waitFinal(t, primary, fallback)
+			waitFinal(t, c, primary, fallback)
 			r := faultnet.ReportAll(total, primary, fallback)
 			exactOrSkip(t, r)
 			if r.ClientLost != 0 || r.Duplicated != 0 {
