@@ -156,10 +156,11 @@ type Conn struct {
 	// so that fast Writes step aside to wait for tok with their own
 	// bounds; a fast Write that finds a holder of tok waiting in quiesce
 	// (nquiesce) steps aside too, so that Writes in a tight loop cannot
-	// keep taking wmu first. Only a holder of wmu with slow unset, or of tok with slow
-	// set, uses ring, trimAt and the link's guarded fields, replaces cur,
-	// or writes on the current link. recovering is set while a holder of
-	// tok replaces a dead link, so that waiters count RedialTimeout.
+	// keep taking wmu first. Only a holder of wmu with slow unset, or of
+	// tok with slow set, uses ring, trimAt and the link's guarded fields,
+	// replaces cur, or writes on the current link. recovering is set
+	// while a holder of tok replaces a dead link, so that waiters count
+	// RedialTimeout.
 	//
 	// Lock order: tok, then wmu, then mu. watcher.mu may be taken with
 	// tok or wmu held (a link's close), never with mu held.

@@ -98,7 +98,7 @@
 // that satisfies errors.Is(err, os.ErrPermission) without the privilege,
 // while RST and the others fall back to an inexact measurement
 // (Report.Exact is false). The measurement of unread data needs a
-// non-blocking receive, available on Unix systems; on other systems it
-// counts only what the server had read. The other faults work wherever
-// the net package does.
+// non-blocking receive, available on Unix systems but AIX; on other
+// systems it counts only what the server had read. The other faults work
+// wherever the net package does.
 package faultnet
