@@ -66,7 +66,13 @@ func (l *link) unwatch() {
 	w := &watcher
 	w.mu.Lock()
 	delete(w.links, l.watchFD)
-	w.q.del(l.watchFD)
+	// Through the socket, so that a descriptor already closed, whose
+	// number may now be another watched socket's, is left alone: its
+	// close removed it from the queue.
+	l.p.control(func(uintptr) error {
+		w.q.del(l.watchFD)
+		return nil
+	})
 	l.watchFD = -1
 	if len(w.links) > 0 {
 		w.mu.Unlock()

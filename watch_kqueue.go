@@ -13,10 +13,11 @@ import "golang.org/x/sys/unix"
 // only once that many bytes wait, so a peer that sends a little does not
 // wake the goroutine. That mark only saves wake-ups: darwin caps it at the
 // receive buffer's size, a system may ignore it, and an event for data
-// (neither EV_EOF nor a zero byte count) raises no flag. An event with no EOF and no
-// byte waiting is a socket error without a shutdown (FreeBSD and OpenBSD
-// report one that way): it is flagged, and the check classifies it. A
-// pipe's read end, registered the same way, wakes the goroutine to exit.
+// (neither EV_EOF nor a zero byte count) raises no flag. An event with no
+// EOF and no byte waiting is a socket error without a shutdown (FreeBSD
+// and OpenBSD report one that way): it is flagged, and the check
+// classifies it. A pipe's read end, registered the same way, wakes the
+// goroutine to exit.
 
 type eventQueue struct {
 	kq     int
