@@ -17,3 +17,6 @@ func NoUnixSockets() string { return "" }
 // ResetReadsAsEOF returns "": unix systems report a reset to a Read as
 // ECONNRESET.
 func ResetReadsAsEOF() string { return "" }
+
+// UnderWine reports false: Wine runs Windows programs only.
+func UnderWine() bool { return false }

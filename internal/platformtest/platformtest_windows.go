@@ -76,7 +76,7 @@ func NoTCPInfo() string {
 // one Read after a reset decides.
 func ResetReadsAsEOF() string {
 	eofOnce.Do(func() {
-		if underWine() {
+		if UnderWine() {
 			eofWhy = "a Read after the peer's reset may return EOF under Wine, not WSAECONNRESET: a reset cannot be told from a FIN by reading"
 			return
 		}
@@ -95,9 +95,9 @@ func ResetReadsAsEOF() string {
 	return eofWhy
 }
 
-// underWine reports whether this process runs under Wine, whose ntdll.dll
+// UnderWine reports whether this process runs under Wine, whose ntdll.dll
 // exports wine_get_version.
-func underWine() bool {
+func UnderWine() bool {
 	return windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
 }
 

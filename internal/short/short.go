@@ -13,8 +13,9 @@
 // bounds of every call) are never heavy.
 //
 // Under emulation (Emulated: the environment has RECONN_EMULATED=1, which
-// .ci/qemu's guest sets for the test binary) two things change, and no
-// others. A limit that is there only to bound a wait for work that is
+// .ci/qemu's guest sets for the test binary, or the Windows build runs
+// under Wine, where every socket call goes through Wine's server) two
+// things change, and no others. A limit that is there only to bound a wait for work that is
 // expected to finish (a flush limit before Close gives up, a test's
 // context) is multiplied by Factor, through Limit. A test whose subject is
 // a wall-clock bound shorter than MinBound, less than an emulated CPU
@@ -27,6 +28,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/reconn/reconn/internal/platformtest"
 )
 
 // Skip skips t under -short, saying what makes it heavy.
@@ -37,12 +40,14 @@ func Skip(t testing.TB, heavy string) {
 	}
 }
 
-// Emulated reports whether the tests run on an emulated CPU.
-var Emulated = os.Getenv("RECONN_EMULATED") == "1"
+// Emulated reports whether the tests run on an emulated CPU, or with
+// emulated system calls (Wine).
+var Emulated = os.Getenv("RECONN_EMULATED") == "1" || platformtest.UnderWine()
 
 // Factor multiplies a limit that only bounds a wait, under emulation:
 // TCG runs the code under test and its peer ten to fifty times slower
-// than the host, which is itself often loaded.
+// than the host, which is itself often loaded; under Wine a RELP stream's
+// Close took 30 times as long as natively.
 const Factor = 10
 
 // MinBound is the shortest wall-clock bound that a test may count on an
