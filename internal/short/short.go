@@ -1,7 +1,7 @@
 // Package short holds the one rule by which -short skips a test, for every
 // package of this module, so that emulated or slow machines can run all
 // the others (README.md, "Other architectures"), and the one rule for what
-// changes when the CPU itself is emulated.
+// changes when the CPU or the system calls are emulated.
 //
 // A test is heavy when what it costs is volume or time by design, not the
 // path it checks: a measurement (allocations, memory, a comparison table),
@@ -15,13 +15,13 @@
 // Under emulation (Emulated: the environment has RECONN_EMULATED=1, which
 // .ci/qemu's guest sets for the test binary, or the Windows build runs
 // under Wine, where every socket call goes through Wine's server) two
-// things change, and no others. A limit that is there only to bound a wait for work that is
-// expected to finish (a flush limit before Close gives up, a test's
-// context) is multiplied by Factor, through Limit. A test whose subject is
-// a wall-clock bound shorter than MinBound, less than an emulated CPU
-// needs for one loopback dial, skips, through SkipBound. What a test
-// asserts about values (bytes, counts, which errors are wrapped, which
-// bound a call kept) is the same everywhere.
+// things change, and no others. A limit that is there only to bound a
+// wait for work that is expected to finish (a flush limit before Close
+// gives up, a test's context) is multiplied by Factor, through Limit. A
+// test whose subject is a wall-clock bound shorter than MinBound, less
+// than an emulated CPU needs for one loopback dial, skips, through
+// SkipBound. What a test asserts about values (bytes, counts, which errors
+// are wrapped, which bound a call kept) is the same everywhere.
 package short
 
 import (
