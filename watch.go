@@ -65,10 +65,12 @@ func (l *link) unwatch() {
 	}
 	w := &watcher
 	w.mu.Lock()
-	delete(w.links, l.watchFD)
-	// Through the socket, so that a descriptor already closed, whose
-	// number may now be another watched socket's, is left alone: its
-	// close removed it from the queue.
+	// A descriptor already closed may have been reused by another watched
+	// socket: leave its entry, and remove the number from the queue only
+	// through the socket (a closed one's close removed it already).
+	if w.links[l.watchFD] == l {
+		delete(w.links, l.watchFD)
+	}
 	l.p.control(func(uintptr) error {
 		w.q.del(l.watchFD)
 		return nil
