@@ -722,8 +722,9 @@ func TestImrelpAnswersAfterEnqueue(t *testing.T) {
 // it, and records what the client sees (answers, serverclose, how the
 // connection ends) and what rsyslogd wrote: every message answered 200
 // must be written, once, except that with its output blocked at the
-// SIGTERM rsyslogd may drop what it queued (recorded, not asserted). Messages sent and not answered are what a client
-// re-sends; those of them that were written anyway would be duplicated.
+// SIGTERM rsyslogd may drop what it queued (recorded, not asserted).
+// Messages sent and not answered are what a client re-sends; those of
+// them that were written anyway would be duplicated.
 func TestImrelpSIGTERM(t *testing.T) {
 	t.Run("streaming", func(t *testing.T) {
 		for run := range 3 {
