@@ -26,6 +26,7 @@ func TestRsyslogdRotation(t *testing.T) {
 			}
 			d := testDialer()
 			d.ConnMaxLifetime = 200 * time.Millisecond
+			d.HandoffTimeout = handoffLimit
 			d.Async = async
 			c := dial(t, d, addr)
 			var buf []byte
