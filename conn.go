@@ -24,13 +24,37 @@
 //     server died) cannot be recovered without acknowledgements from the
 //     application, which TCP does not carry. Use RELP or an application
 //     protocol with acknowledgements when that matters.
-//   - A peer that closes only its sending side (FIN) and goes on reading
-//     is not leaving: the Conn goes on writing to it, so a receiver that
-//     half-closes at once, and a server that drains until the client's
-//     EOF, lose and duplicate nothing. A peer that has closed entirely
-//     answers the next data with a reset; the Conn then redials and
-//     re-sends what the peer had not acknowledged, as after any reset.
-//     With replay off, a FIN ends the connection at once.
+//   - A peer's FIN means it is leaving: a server that restarts stops
+//     listening and half-closes, and closes a while later, discarding
+//     what it has not read by then. At the FIN the Conn stops writing on
+//     that connection, half-closes it too (so that a server that reads
+//     until the client's EOF gets it), and dials a new one at once. The
+//     old connection stays open until its peer has acknowledged (TCP) or
+//     read (unix sockets) everything it was given, or its socket ends, or
+//     Dialer.HandoffTimeout passes; then what the old peer never took is
+//     re-sent on the new connection, whole, before anything new. A server
+//     that reads until the client's EOF thus loses and duplicates
+//     nothing, and one that closes after a drain period loses nothing it
+//     had time to read. Meanwhile Writes wait within their deadlines
+//     (with Async they buffer).
+//   - A receiver that half-closes right after accept and reads on is not
+//     leaving. A FIN that came before the Conn wrote anything on the
+//     connection, or (TCP) before the peer's kernel acknowledged any of
+//     it, or within a second of a connection that replaced one left for a
+//     FIN, is taken for one: the Conn goes on writing to it, so that such
+//     a receiver costs at most one more connection. If it closes later,
+//     the Conn redials as after any reset.
+//   - Over TLS a server's close_notify comes with its FIN, which the
+//     Conn sees on the TCP socket beneath; the same holds. Package relp's
+//     sessions end at the server's FIN or close: unanswered messages go
+//     again on a new session, as RELP requires. With replay off, a FIN
+//     ends the connection at once.
+//   - A unix socket's peer that closes with data unread discards it, and
+//     its bytes leave the client's send queue as if read; but the close
+//     also reports ECONNRESET once, after which the Conn re-sends every
+//     message not confirmed before it: on Linux nothing written to a unix
+//     socket is lost to a server's close, though a message read just
+//     before the close may arrive twice.
 //   - A peer that stops acknowledging (a silent drop) is found after
 //     Dialer.UserTimeout where the platform supports it.
 //   - A deadline or Close that stops a write leaves the connection as it
@@ -86,6 +110,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -100,9 +125,10 @@ var ErrRedialLimit = errors.New("reconn: redial limit reached")
 var ErrTooLarge = errors.New("reconn: message larger than the replay buffer")
 
 // ErrPeerClosed and ErrPeerReset are the causes recorded when a check
-// found that the peer had closed (with replay off, a FIN is enough) or
-// reset the connection (or it timed out). They appear in
-// RedialEvent.Cause and Stats.LastError; test for them with errors.Is.
+// found that the peer had sent a FIN and is leaving (see the package
+// documentation), or had reset the connection (or it timed out). They
+// appear in RedialEvent.Cause and Stats.LastError; test for them with
+// errors.Is.
 var (
 	ErrPeerClosed = errors.New("reconn: peer closed the connection")
 	ErrPeerReset  = errors.New("reconn: connection reset or timed out")
@@ -195,7 +221,7 @@ type Conn struct {
 	ops       map[*op]struct{} // ops that the write deadline bounds
 
 	refusal   atomic.Pointer[error] // a message the server refused, for the next call to report
-	healing   atomic.Bool           // a background recovery is under way
+	healing   atomic.Int32          // healIdle, healRunning or healAgain
 	bg        sync.WaitGroup        // background recoveries; Add under mu, before Close
 	downSince atomic.Int64          // Unix nanoseconds since the current link is dead, 0 while up
 
@@ -401,7 +427,7 @@ func (c *Conn) writeSlow(b []byte) (int, error) {
 		l := c.cur.Load()
 		c.check(l)
 		if l.state != healthy {
-			if err := c.redial(o, l); err != nil {
+			if err := c.redial(o, l, true); err != nil {
 				return 0, c.writeError(err)
 			}
 			continue
@@ -575,11 +601,60 @@ func (c *Conn) observe(l *link, r probeResult, byCheck bool) {
 			// Without replay, what a closing peer drops is lost: leave
 			// before writing to it.
 			c.died(l, ErrPeerClosed, byCheck)
-		} else if !l.peerFIN {
+			return
+		}
+		if l.peerFIN {
+			return // a receiver that half-closed at accept: it stays
+		}
+		if c.halfClosedAtAccept(l, r) {
 			l.peerFIN = true
 			c.st.peerHalfClosed.Add(1)
+			return
+		}
+		c.leave(l, byCheck)
+	}
+}
+
+// finGrace is how soon after a connection is made its peer's FIN still
+// counts as a half-close at accept, when the connection it replaced was
+// itself left for a FIN (see halfClosedAtAccept).
+const finGrace = time.Second
+
+// halfClosedAtAccept reports whether the FIN that l's peer sent, which r
+// found, comes from a receiver that shuts down its sending side at once
+// and reads on, rather than from a server that is leaving: it came before
+// the Conn wrote anything on l, or before the peer's kernel acknowledged
+// any of it (TCP: a unix socket's pending count includes each buffer's
+// overhead, so it cannot tell "nothing read"), or within finGrace of l's
+// start when the link before l was left for a FIN too. A server that reads
+// a first message and then leaves looks, on one connection, like such a
+// receiver whose FIN crossed that message; the second rule catches the
+// receiver on the next connection, so that it costs at most one more.
+func (c *Conn) halfClosedAtAccept(l *link, r probeResult) bool {
+	if l.sentNow() == l.sent0 {
+		return true
+	}
+	if l.p.kind == sockTCP && l.ackable {
+		if !r.ackOK {
+			r, _ = l.probe(opAcks)
+		}
+		if r.ackOK && r.acked <= l.sent0 {
+			return true
 		}
 	}
+	return l.afterFIN && time.Since(l.upAt) < finGrace
+}
+
+// leave marks l, whose peer sent a FIN and is leaving, dead. l is drained
+// (see drain): it is half-closed now, so that a server that
+// reads until the client's EOF gets it, and stays open, carrying nothing
+// new, until its peer has acknowledged what it was given, its socket has
+// ended, or HandoffTimeout has passed; what its peer never took goes again
+// on the next link, before anything new.
+func (c *Conn) leave(l *link, byCheck bool) {
+	c.died(l, ErrPeerClosed, byCheck)
+	l.leaving = true
+	l.drainBy = time.Now().Add(max(c.cfg.handoff, 0))
 }
 
 // died marks l broken and counts it.
@@ -650,7 +725,8 @@ func (c *Conn) poll(o *op, ctx context.Context, release bool, step func() (bool,
 }
 
 // heal is called by the watcher when it flagged l. If l is the current
-// link and it died with messages its peer never acknowledged, a background
+// link and it died with messages its peer never acknowledged, or its
+// peer is leaving with messages it may not have taken, a background
 // goroutine redials and replays them at once, so that a message written
 // just before the event is not left waiting for the next Write. Otherwise
 // the next Write acts on the flag: a server that closes an idle connection
@@ -660,43 +736,77 @@ func (c *Conn) heal(l *link) {
 		c.w.signal() // the writer acts on the flag
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed.Load() || c.cur.Load() != l || !c.healing.CompareAndSwap(false, true) {
+	for {
+		switch c.healing.Load() {
+		case healAgain:
+			return
+		case healRunning:
+			// The goroutine may have looked at l before this flag: it
+			// runs once more.
+			if c.healing.CompareAndSwap(healRunning, healAgain) {
+				return
+			}
+		case healIdle:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.closed.Load() || c.cur.Load() != l || !c.healing.CompareAndSwap(healIdle, healRunning) {
+				return
+			}
+			c.bg.Add(1)
+			go func() {
+				defer c.bg.Done()
+				for {
+					c.healOnce(l)
+					if c.healing.CompareAndSwap(healRunning, healIdle) {
+						return
+					}
+					c.healing.Store(healRunning) // it was healAgain
+				}
+			}()
+			return
+		}
+	}
+}
+
+// States of Conn.healing.
+const (
+	healIdle    = iota // no background recovery
+	healRunning        // one runs
+	healAgain          // one runs, and runs again for a flag raised meanwhile
+)
+
+// healOnce is the work of the goroutine that heal starts.
+func (c *Conn) healOnce(l *link) {
+	o := c.newOp(c.life, nil, time.Time{}, false)
+	defer o.end()
+	if o.lock() != nil {
 		return
 	}
-	c.bg.Add(1)
-	go func() {
-		defer c.bg.Done()
-		defer c.healing.Store(false)
-		o := c.newOp(c.life, nil, time.Time{}, false)
-		defer o.end()
-		if o.lock() != nil {
-			return
-		}
-		defer c.unlock()
-		if c.cur.Load() != l {
-			return
-		}
-		c.check(l)
-		if l.state == healthy {
-			return
-		}
-		c.settle(l)
-		if c.held() == 0 {
-			return
-		}
-		// On failure the error is in Stats; the next Write tries again.
-		o.redialCtx()
-		c.redial(o, l)
-	}()
+	defer c.unlock()
+	if c.cur.Load() != l {
+		return
+	}
+	c.check(l)
+	if l.state == healthy {
+		return
+	}
+	c.settle(l)
+	if c.held() == 0 {
+		return
+	}
+	// On failure the error is in Stats; the next Write tries again.
+	o.redialCtx()
+	c.redial(o, l, false)
 }
 
 // redial replaces the dead link old: it trims what old's peer
 // acknowledged, dials with backoff, installs the new link and replays
-// what is held. It gives up when the op's redial bound ends, and returns
-// the op's error.
-func (c *Conn) redial(o *op, old *link) error {
+// what is held. If old's peer is leaving, old drains meanwhile (see
+// drain), and the new link is installed once the drain is over; if the
+// drain confirms everything and need is not set (the caller writes no
+// message), redial returns without a new link. It gives up when the op's
+// redial bound ends, and returns the op's error.
+func (c *Conn) redial(o *op, old *link, need bool) error {
 	c.recovering.Store(true)
 	c.wakeWaiters()
 	defer c.recovering.Store(false)
@@ -714,9 +824,12 @@ func (c *Conn) redial(o *op, old *link) error {
 	}
 	for round := 0; ; round++ {
 		if round > 0 {
-			if err := o.sleep(rc, c.backoff(round)); err != nil {
+			if err := c.backoffWait(o, rc, c.backoff(round), old); err != nil {
 				return o.fail(err)
 			}
+		}
+		if !need && old.drained && c.held() == 0 {
+			return nil // the drain confirmed everything
 		}
 		nl, err := c.dialRound(o, rc, &ev, start)
 		if err != nil {
@@ -725,6 +838,7 @@ func (c *Conn) redial(o *op, old *link) error {
 		if nl == nil {
 			continue
 		}
+		c.drain(o, old)
 		ev.To = c.cfg.addrs[nl.addr]
 		c.install(nl, old)
 		// Counted once installed: whoever sees the count sees the link.
@@ -818,6 +932,9 @@ func (c *Conn) dialFirst(ctx context.Context) (*link, error) {
 // old's close a reset if it carried messages that will go again on the
 // next link: a connection that died by a local error, or one whose peer
 // still reads, must not deliver them after the next link did.
+//
+// A link whose peer is leaving is half-closed instead, and its close is
+// decided once its drain is over (see drain).
 func (c *Conn) settle(old *link) {
 	if old.ackable && c.held() > 0 {
 		if old.sess != nil {
@@ -825,6 +942,10 @@ func (c *Conn) settle(old *link) {
 		} else if r, ok := old.probe(opAcks); ok && r.ackOK {
 			c.trimTo(r.acked)
 		}
+	}
+	if old.leaving && !old.drained {
+		old.closeWrite()
+		return
 	}
 	if c.onLink() > 0 {
 		old.abort()
@@ -992,6 +1113,7 @@ func (c *Conn) startSession(l *link) {
 
 // install makes l the current link, in place of old.
 func (c *Conn) install(l *link, old *link) {
+	l.afterFIN = old != nil && old.leaving
 	c.downSince.Store(0)
 	if c.w != nil {
 		c.w.up()
@@ -1145,34 +1267,88 @@ func (c *Conn) move(nl, old *link, reason RedialReason) bool {
 	return true
 }
 
-// handoff ends the stream on old, a working link: it half-closes it, so
-// that nothing more goes on it, and waits up to HandoffTimeout until its
-// peer's kernel has acknowledged every message it carried. If some are
-// left, old will close with a reset, so that it does not deliver them
-// after the new link did. Where nothing counts acknowledgements, it does
-// not wait. The caller holds the right to write.
+// handoff ends the stream on old, a working link, before a planned move:
+// it drains old (see drain) for up to HandoffTimeout. The caller holds
+// the right to write.
 func (c *Conn) handoff(o *op, old *link) {
 	c.refresh(old)
 	if c.onLink() == 0 {
 		return
 	}
-	if c.cfg.handoff >= 0 && old.ackable {
-		old.closeWrite()
-		ctx, cancel := context.WithTimeout(o.ctx, c.cfg.handoff)
-		c.poll(o, ctx, false, func() (bool, error) {
-			c.refresh(old)
-			return c.onLink() == 0 || old.state != healthy, nil
-		})
-		cancel()
-		if old.state != healthy {
-			c.settle(old)
-		}
+	old.drainBy = time.Now().Add(max(c.cfg.handoff, 0))
+	c.drain(o, old)
+}
+
+// drain ends the stream on old, a link that carries no new message any
+// more, once: it half-closes old, so that nothing more goes on it and a
+// server that reads until the client's EOF gets it, and waits until the
+// drain is over (drained), old.drainBy passes or the op's bound ends. If
+// messages are left that old's peer has not acknowledged, they go again
+// on the next link, and old closes with a reset, so that it cannot
+// deliver them after the next link did. Where nothing counts
+// acknowledgements, or HandoffTimeout is negative, it does not wait. The
+// caller holds the right to write.
+func (c *Conn) drain(o *op, old *link) {
+	if old.drained || old.state != healthy && !old.leaving {
+		return // a dead link is settled when found dead
 	}
+	if !c.drained(old) && c.cfg.handoff >= 0 && old.ackable {
+		old.closeWrite()
+		ctx, cancel := context.WithDeadline(o.ctx, old.drainBy)
+		c.poll(o, ctx, false, func() (bool, error) { return c.drained(old), nil })
+		cancel()
+	}
+	c.endDrain(old)
+}
+
+// drained trims what old's peer acknowledged, and reports whether old's
+// drain is over: every message it carried is confirmed, or its socket has
+// ended (a reset, or both sides closed), so that no acknowledgement is to
+// come.
+func (c *Conn) drained(old *link) bool {
+	if old.sess != nil {
+		c.trimTo(old.answered.Load())
+		return c.onLink() == 0 || old.flagged.Load()
+	}
+	r, ok := old.probe(opAcks | opState)
+	if ok && r.ackOK {
+		c.trimTo(r.acked)
+	}
+	return c.onLink() == 0 || !ok || r.h == broken
+}
+
+// endDrain records that old's drain is over, and resets old if it leaves
+// messages for the next link.
+func (c *Conn) endDrain(old *link) {
+	old.drained = true
 	if c.onLink() > 0 {
-		// What old's peer has not acknowledged goes again on the new
-		// link: old must not deliver it later.
 		old.abort()
 	}
+}
+
+// backoffWait waits d before the next dial of a redial that replaces old,
+// or until ctx ends. While old drains, it looks at old now and then, so
+// that its peer's acknowledgements are counted before its socket ends
+// (a unix socket forgets them then), and ends the drain at old.drainBy.
+func (c *Conn) backoffWait(o *op, ctx context.Context, d time.Duration, old *link) error {
+	until := time.Now().Add(d)
+	for step := time.Millisecond; old.leaving && !old.drained; step = min(2*step, 10*time.Millisecond) {
+		if c.drained(old) || !time.Now().Before(old.drainBy) {
+			c.endDrain(old)
+			break
+		}
+		left := time.Until(until)
+		if left <= 0 {
+			return nil
+		}
+		if err := o.sleep(ctx, min(step, left)); err != nil {
+			return err
+		}
+	}
+	if left := time.Until(until); left > 0 {
+		return o.sleep(ctx, left)
+	}
+	return nil
 }
 
 // onLink returns the number of held messages that the current link
@@ -1308,9 +1484,13 @@ func (c *Conn) flushStep(o *op, f *flushState, final bool) (bool, error) {
 			return false, nil
 		}
 		// A link that ended after both sides closed (Close half-closed
-		// it) reads as closed but counts what its peer acknowledged:
+		// it) reads as closed but counts what its peer acknowledged, and
+		// a peer that is leaving may still take what it was given:
 		// redial only for what is left.
 		c.settle(l)
+		if c.w == nil {
+			c.drain(o, l)
+		}
 		if c.unconfirmedUpTo(f) == 0 {
 			return true, nil
 		}
@@ -1318,7 +1498,7 @@ func (c *Conn) flushStep(o *op, f *flushState, final bool) (bool, error) {
 			c.w.signal()
 			return false, c.w.err()
 		}
-		if err := c.redial(o, l); err != nil {
+		if err := c.redial(o, l, false); err != nil {
 			return false, err
 		}
 	}
@@ -1371,6 +1551,11 @@ func (c *Conn) Read(b []byte) (int, error) {
 		n, err := l.nc.Read(b)
 		if err == nil {
 			return n, nil
+		}
+		if errors.Is(err, syscall.ECONNRESET) {
+			// The receive took the socket's reset: the check's peek
+			// will not see it (see probe.reset).
+			l.p.reset.Store(true)
 		}
 		if c.closed.Load() {
 			return n, c.opError("read", net.ErrClosed)
@@ -1513,9 +1698,9 @@ func (c *Conn) Close() error {
 	c.mu.Unlock()
 	for _, l := range links {
 		if l != nil {
-			if cerr := l.close(); err == nil && cerr != nil {
-				err = cerr
-			}
+			// What the flush confirmed is delivered, whatever the close
+			// says: a TLS close_notify to a peer that has reset fails.
+			l.close()
 		}
 	}
 	if err != nil {

@@ -33,6 +33,18 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, platformtest.LeakOptions()...)
 }
 
+// slack is what a test allows beyond a bound, for a loaded machine.
+const slack = time.Second
+
+// guard is how long a test lets a call block before it gives up on it.
+const guard = 10 * time.Second
+
+// timeoutErr reports whether err is a net.Error that says it timed out.
+func timeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // testDialer returns a Dialer whose timeouts suit tests.
 func testDialer() *reconn.Dialer {
 	return &reconn.Dialer{

@@ -243,10 +243,12 @@ type Dialer struct {
 	ConnMaxLifetime time.Duration
 
 	// HandoffTimeout bounds the graceful handoff of a planned move
-	// (failback, ConnMaxLifetime): the Conn stops writing on the old
-	// connection, half-closes it, and waits up to HandoffTimeout for the
-	// old peer's kernel to acknowledge what it was sent; then it goes on
-	// on the new connection, after re-sending only what was not
+	// (failback, ConnMaxLifetime) and of a move away from a peer that sent
+	// a FIN: the Conn stops writing on the old connection, half-closes
+	// it, and waits up to HandoffTimeout (counted from the FIN, for a
+	// peer that is leaving) for the old peer's kernel to acknowledge what
+	// it was sent (for a unix socket, for the peer to read it); then it
+	// goes on on the new connection, after re-sending only what was not
 	// acknowledged (which, if the wait ended first, may arrive twice).
 	// Writes wait meanwhile, as they wait for a slow peer, within their
 	// own deadlines; with Async they buffer. If zero, the default is 2
@@ -299,7 +301,8 @@ type Dialer struct {
 type RedialReason int
 
 const (
-	// RedialFailure: the connection died.
+	// RedialFailure: the connection died, or its peer sent a FIN and
+	// was leaving (Cause is then ErrPeerClosed).
 	RedialFailure RedialReason = iota
 	// RedialFailback: the stream ran on a fallback, and the first address
 	// answered again.

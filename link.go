@@ -21,9 +21,19 @@ type link struct {
 	// Guarded by Conn.tok.
 	state   health // healthy or broken; never peerClosed
 	cause   error  // what found it broken
-	peerFIN bool   // the peer closed its sending side; the link still carries the stream
+	peerFIN bool   // the peer half-closed at accept and reads on: the link still carries the stream
 	ackable bool   // the platform counts acknowledgements for this socket
 	wclosed bool   // this side was half-closed
+
+	// A link whose peer sent a FIN and is leaving is dead (broken) and
+	// leaving; it drains until drainBy (see Conn.drain). Guarded by the
+	// right to write.
+	leaving  bool
+	drained  bool      // the drain is over
+	drainBy  time.Time // when the drain ends at the latest
+	afterFIN bool      // the link it replaced was left for its peer's FIN; set before the link is shared
+	upAt     time.Time // when the connection was made; set before the link is shared
+	sent0    int64     // sentNow once the link was set up (a TLS handshake counts); set before the link is shared
 
 	retired     atomic.Bool // replaced by a newer link
 	closed      atomic.Bool
@@ -122,6 +132,7 @@ func (cfg *config) dialLink(ctx context.Context, i int) (*link, error) {
 		}
 		l.sess, l.ackable = sess, true
 	}
+	l.upAt, l.sent0 = time.Now(), l.sentNow()
 	return l, nil
 }
 

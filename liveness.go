@@ -2,6 +2,7 @@ package reconn
 
 import (
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -82,6 +83,9 @@ type probe struct {
 	sent     int64 // bytes written on the socket by reconn so far
 	out      probeResult
 	preamble int64 // from opInit: bytes written before reconn took the socket
+	// reset is set once a receive reported a reset, a peek or the user's
+	// Read: pending counts no longer tell what the peer took.
+	reset atomic.Bool
 
 	sys sysProbe
 }
@@ -147,8 +151,14 @@ func (p *probe) ackedFromTotal(total int64) {
 
 // ackedFromPending turns a count of bytes still waiting in the send buffer
 // into a count of reconn's own bytes acknowledged. Such counts are purged
-// when the connection fails, so they are only taken from a healthy socket.
+// when the connection fails, so they are only taken from a socket that
+// never reported a failure: a unix socket whose peer closed with data
+// unread reports ECONNRESET once and reads 0 pending afterwards, as if
+// the peer had read everything.
 func (p *probe) ackedFromPending(pending int64) {
+	if p.reset.Load() {
+		return
+	}
 	a := p.sent - pending
 	if a < 0 {
 		a = 0

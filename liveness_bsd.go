@@ -16,7 +16,7 @@ type sysProbe struct {
 
 func (p *probe) sense(fd uintptr) {
 	if p.op&(opPeek|opState|opAcks) != 0 {
-		p.out.h, _ = peek(fd, p.sys.peek[:])
+		p.out.h, _ = p.peek(fd)
 	}
 }
 

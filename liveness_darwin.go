@@ -33,7 +33,7 @@ func (p *probe) sense(fd uintptr) {
 	if p.op&opAcks != 0 {
 		pending, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NWRITE)
 	}
-	h, data := peek(fd, p.sys.peek[:])
+	h, data := p.peek(fd)
 	p.out.h = h
 	// Bytes waiting may hide a FIN, and a FIN may hide a reset: the state
 	// answers both.

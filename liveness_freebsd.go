@@ -46,7 +46,7 @@ func (p *probe) sense(fd uintptr) {
 	if p.op&opAcks != 0 {
 		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, fionwrite, uintptr(unsafe.Pointer(&p.sys.pending)))
 	}
-	h, data := peek(fd, p.sys.peek[:])
+	h, data := p.peek(fd)
 	p.out.h = h
 	// Bytes waiting may hide a FIN, and a FIN may hide a reset: the state
 	// answers both.

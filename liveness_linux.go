@@ -40,7 +40,7 @@ func (p *probe) sense(fd uintptr) {
 		return
 	}
 	if p.op&opPeek != 0 {
-		h, data := peek(fd, p.sys.peek[:])
+		h, data := p.peek(fd)
 		p.out.h = h
 		if h == healthy && !data && p.op&(opAcks|opInit) == 0 {
 			return
@@ -92,17 +92,20 @@ func (p *probe) tcpInfo(fd uintptr) (uint32, bool) {
 }
 
 // senseUnix serves unix domain stream sockets: a peek for liveness, and
-// SIOCOUTQ, the bytes the peer application has not yet read, for
-// acknowledgements. The peer's close frees what it had not read; those
-// bytes then count as delivered, like the unread receive buffer of a TCP
-// server that dies.
+// SIOCOUTQ for acknowledgements: the memory the peer application has not
+// yet read, each buffer's overhead included, so that it only errs on the
+// side of too little acknowledged, and reaches 0 once everything is read.
+// A peer that closes with data unread frees it, and the count drops to 0
+// as if it had been read; but the close also sets ECONNRESET on this
+// socket, which the peek after the count reads (see probe.peek), and the
+// count is not used from then on.
 func (p *probe) senseUnix(fd uintptr) {
 	var outq uint32
 	var err error
 	if p.op&opAcks != 0 {
 		outq, err = unix.IoctlGetUint32(int(fd), unix.SIOCOUTQ)
 	}
-	p.out.h, _ = peek(fd, p.sys.peek[:])
+	p.out.h, _ = p.peek(fd)
 	if p.op&opAcks != 0 && err == nil {
 		p.ackedFromPending(int64(outq))
 	}

@@ -9,7 +9,20 @@ import "golang.org/x/sys/unix"
 // alive and sending; but a FIN may be queued behind them, so callers ask for
 // the TCP state where the platform has one. The bytes stay in the socket for
 // the user's Read.
-func peek(fd uintptr, buf []byte) (h health, data bool) {
+//
+// An error is the socket's pending error, which the receive clears: a
+// later peek returns 0 as for a FIN. peek records it in p.reset, so that
+// counts of pending bytes, which the kernel purged with it, are not read
+// as acknowledgements afterwards.
+func (p *probe) peek(fd uintptr) (h health, data bool) {
+	h, data = peekFD(fd, p.sys.peek[:])
+	if h == broken {
+		p.reset.Store(true)
+	}
+	return h, data
+}
+
+func peekFD(fd uintptr, buf []byte) (h health, data bool) {
 	n, err := recvPeek(fd, buf)
 	switch {
 	case err == unix.EAGAIN || err == unix.EWOULDBLOCK || err == unix.EINTR:

@@ -15,7 +15,10 @@ type Stats struct {
 	DeadByWrite int64 // dead connections found by a failed write
 
 	// PeerHalfClosed counts connections whose peer closed its sending
-	// side (FIN) while the Conn went on writing to it.
+	// side (FIN) so early that it was taken for a receiver that
+	// half-closes at accept, so that the Conn went on writing to it (see
+	// the package documentation). A FIN from a peer that is leaving is
+	// counted in DeadByCheck and Redials instead.
 	PeerHalfClosed int64
 
 	Messages int64 // Writes accepted

@@ -148,7 +148,7 @@ func (w *writer) pump() bool {
 				return true
 			}
 			o.attempts, o.last = 0, nil
-			if err := c.redial(o, l); err != nil {
+			if err := c.redial(o, l, !w.gotConn.Load()); err != nil {
 				return o.ctx.Err() == nil
 			}
 			continue
