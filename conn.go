@@ -183,7 +183,7 @@ type Conn struct {
 	// bounds; a fast Write that finds a holder of tok waiting in quiesce
 	// (nquiesce) steps aside too, so that Writes in a tight loop cannot
 	// keep taking wmu first. Only a holder of wmu with slow unset, or of
-	// tok with slow set, uses ring, trimAt and the link's guarded fields,
+	// tok with slow set, uses ring and the link's guarded fields,
 	// replaces cur, or writes on the current link. recovering is set
 	// while a holder of tok replaces a dead link, so that waiters count
 	// RedialTimeout.
@@ -204,9 +204,8 @@ type Conn struct {
 	// appends to it under rmu without the right to write, so everyone
 	// else takes rmu too around each use (lockRing), and never across a
 	// blocking step.
-	ring   ring
-	rmu    sync.Mutex
-	trimAt int64 // ring usage at which to ask for acknowledgements
+	ring ring
+	rmu  sync.Mutex
 
 	w *writer // the Async writer; nil in the synchronous mode
 
@@ -234,7 +233,7 @@ func newConn(cfg *config, ctx context.Context) *Conn {
 	sig := make(chan struct{})
 	c.sig.Store(&sig)
 	c.ring.max = cfg.replay
-	c.trimAt = cfg.replay / 2
+	c.ring.mark = cfg.replay / 2
 	return c
 }
 
@@ -350,7 +349,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		return 0, nil
 	}
 	l := c.cur.Load()
-	if !c.ready(l, len(b)) {
+	if !(l.quiet && !l.flagged.Load() && (c.cfg.replay <= 0 || c.ring.below(len(b)))) && !c.ready(l, len(b)) {
 		c.unlockFast()
 		return c.writeSlow(b)
 	}
@@ -373,7 +372,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 
 // ready runs the check on l and makes room in the ring for a message of n
 // bytes without waiting. It reports whether a Write may go on with l at
-// once.
+// once. Write calls it only when a look at l and the ring does not tell
+// already: l needs a check before each Write (it is not watched, or it
+// is flagged, or dead), or the ring reached its mark.
 func (c *Conn) ready(l *link, n int) bool {
 	c.check(l)
 	if l.state != healthy {
@@ -385,9 +386,9 @@ func (c *Conn) ready(l *link, n int) bool {
 	if int64(n)+heldSize > c.ring.max || c.ring.sent != c.ring.end {
 		return false
 	}
-	if c.ring.usage() >= c.trimAt || !c.ring.fits(n) {
+	if c.ring.usage() >= c.ring.mark || !c.ring.fits(n) {
 		c.refresh(l)
-		c.trimAt = c.ring.usage() + c.ring.max/8
+		c.ring.remark()
 	}
 	if c.ring.fits(n) {
 		return l.state == healthy

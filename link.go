@@ -20,6 +20,7 @@ type link struct {
 
 	// Guarded by Conn.tok.
 	state   health // healthy or broken; never peerClosed
+	quiet   bool   // healthy, and a Write needs no check unless the watcher flags it
 	cause   error  // what found it broken
 	peerFIN bool   // the peer half-closed at accept and reads on: the link still carries the stream
 	ackable bool   // the platform counts acknowledgements for this socket
@@ -133,6 +134,7 @@ func (cfg *config) dialLink(ctx context.Context, i int) (*link, error) {
 		l.sess, l.ackable = sess, true
 	}
 	l.upAt, l.sent0 = time.Now(), l.sentNow()
+	l.quiet = l.sess == nil && (l.watched || cfg.op == 0)
 	return l, nil
 }
 
@@ -169,7 +171,7 @@ func (l *link) write(b []byte) (int, error) {
 // kill marks the link broken.
 func (l *link) kill(cause error) {
 	if l.state == healthy {
-		l.state, l.cause = broken, cause
+		l.state, l.cause, l.quiet = broken, cause, false
 	}
 }
 

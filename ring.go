@@ -2,6 +2,7 @@ package reconn
 
 import (
 	"math"
+	"sort"
 	"unsafe"
 )
 
@@ -25,6 +26,7 @@ type ring struct {
 	hw     int64 // stream offset after the last byte ever written, on any link
 	end    int64 // stream offset after the newest held byte
 	max    int64 // bound on held bytes plus heldSize per message
+	mark   int64 // usage at which to ask for acknowledgements; at most max
 }
 
 // held is one message's bookkeeping.
@@ -45,6 +47,18 @@ func (r *ring) usage() int64 { return r.end - r.start + int64(r.mn)*heldSize }
 // fits reports whether a message of n bytes can be held now.
 func (r *ring) fits(n int) bool { return r.usage()+int64(n)+heldSize <= r.max }
 
+// below reports whether a message of n bytes can be held and leaves the
+// ring below its mark, and everything held is written on the current
+// link: what a synchronous Write needs to know to go on without asking
+// for acknowledgements.
+func (r *ring) below(n int) bool {
+	return r.sent == r.end && r.usage()+int64(n)+heldSize < r.mark
+}
+
+// remark sets the mark an eighth of the bound above the usage, after
+// acknowledgements were asked for.
+func (r *ring) remark() { r.mark = min(r.usage()+r.max/8, r.max) }
+
 // push appends a message of b that is already written on the current
 // link, which then counted linkEnd bytes. Every message before it must be
 // written on that link too: push is for the synchronous mode, where a
@@ -59,36 +73,42 @@ func (r *ring) push(b []byte, linkEnd int64) {
 // add appends a message, written on the current link up to linkEnd or
 // not at all (notOnLink).
 func (r *ring) add(b []byte, linkEnd int64) {
-	need := r.end - r.start + int64(len(b))
-	if need > int64(len(r.buf)) {
-		r.growBytes(need)
+	if r.end-r.start+int64(len(b)) > int64(len(r.buf)) || r.mn == len(r.msgs) {
+		r.grow(len(b))
 	}
-	if r.mn == len(r.msgs) {
-		r.growMsgs()
+	p := r.end & int64(len(r.buf)-1)
+	if k := copy(r.buf[p:], b); k < len(b) {
+		copy(r.buf, b[k:])
 	}
-	put(r.buf, r.end, b)
 	r.end += int64(len(b))
 	r.msgs[(r.mh+r.mn)&(len(r.msgs)-1)] = held{end: r.end, linkEnd: linkEnd}
 	r.mn++
 }
 
+// grow makes room for one more message of n bytes.
+func (r *ring) grow(n int) {
+	if need := r.end - r.start + int64(n); need > int64(len(r.buf)) {
+		r.growBytes(need)
+	}
+	if r.mn == len(r.msgs) {
+		r.growMsgs()
+	}
+}
+
 // trim drops the oldest messages whose every byte the current link's peer
 // has acknowledged (linkEnd <= acked). It returns how many messages and
-// bytes it dropped.
+// bytes it dropped. The messages on the current link end in order, so
+// they are found by bisection: a trim costs no more for many messages.
 func (r *ring) trim(acked int64) (int, int64) {
-	k, from := 0, r.start
-	mask := len(r.msgs) - 1
-	for r.ms > 0 {
-		m := &r.msgs[r.mh]
-		if m.linkEnd > acked {
-			break
-		}
-		r.start = m.end
-		r.mh = (r.mh + 1) & mask
-		r.mn--
-		r.ms--
-		k++
+	k := sort.Search(r.ms, func(i int) bool { return r.at(i).linkEnd > acked })
+	if k == 0 {
+		return 0, 0
 	}
+	from := r.start
+	r.start = r.at(k - 1).end
+	r.mh = (r.mh + k) & (len(r.msgs) - 1)
+	r.mn -= k
+	r.ms -= k
 	if r.mn == 0 {
 		r.mh = 0
 	}

@@ -160,7 +160,7 @@ func (w *writer) pump() bool {
 			continue // l is dead: redial
 		}
 		c.lockRing()
-		trim := c.ring.usage() >= c.trimAt || w.roomWait.Load() > 0 || l.sess != nil
+		trim := c.ring.usage() >= c.ring.mark || w.roomWait.Load() > 0 || l.sess != nil
 		k := 0
 		if !l.ackable {
 			// Nothing will confirm what l carried: keep an eighth of
@@ -176,7 +176,7 @@ func (w *writer) pump() bool {
 		if trim {
 			c.refresh(l)
 			c.lockRing()
-			c.trimAt = c.ring.usage() + c.ring.max/8
+			c.ring.remark()
 			c.unlockRing()
 		}
 		return true
