@@ -232,8 +232,7 @@ func newConn(cfg *config, ctx context.Context) *Conn {
 	c.life, c.end = context.WithCancelCause(ctx)
 	sig := make(chan struct{})
 	c.sig.Store(&sig)
-	c.ring.max = cfg.replay
-	c.ring.mark = cfg.replay / 2
+	c.ring.init(cfg.replay)
 	return c
 }
 
