@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/reconn/reconn/internal/proto"
+	"github.com/reconn/reconn/internal/sock"
 )
 
 // ContextDialer makes the underlying connections of a Conn. *net.Dialer
@@ -433,7 +434,10 @@ func (d *Dialer) dialWith(ctx context.Context, network, address string, p proto.
 	if err != nil {
 		return nil, err
 	}
-	c.install(l, nil)
+	// Nobody else has c yet: the right to write is free.
+	h, _ := c.gate.lockCtx(context.Background())
+	c.install(h, l, nil)
+	c.gate.unlock(h)
 	return c, nil
 }
 
@@ -443,7 +447,7 @@ type config struct {
 	addrs           []string // the address given to Dial, then the fallbacks
 	dialer          ContextDialer
 	tls             []*tls.Config // per address; nil without TLS
-	op              int           // probe operations of the check; 0 for none
+	op              sock.Op       // what the check asks the socket; 0 for none
 	watch           bool          // CheckWatch: check only after an event
 	userTimeout     time.Duration
 	keepAlive       time.Duration
@@ -567,14 +571,14 @@ func (d *Dialer) resolve(network, address string) (*config, error) {
 	}
 	check := d.Check
 	if check == CheckDefault {
-		check = platformCheck
-		if watchSupported {
+		check = platformCheck()
+		if sock.WatchSupported {
 			check = CheckWatch
 		}
 	}
 	if check == CheckWatch {
-		check = platformCheck
-		if watchSupported {
+		check = platformCheck()
+		if sock.WatchSupported {
 			// Sockets that cannot be watched fall back to the state
 			// check, which also classifies what the watch reported.
 			cfg.watch, check = true, CheckState
@@ -582,9 +586,9 @@ func (d *Dialer) resolve(network, address string) (*config, error) {
 	}
 	switch check {
 	case CheckPeek:
-		cfg.op = opPeek
+		cfg.op = sock.Peek
 	case CheckState:
-		cfg.op = opState
+		cfg.op = sock.State
 	}
 	return cfg, nil
 }

@@ -3,61 +3,68 @@ package reconn
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"sync/atomic"
 	"time"
 
 	"github.com/reconn/reconn/internal/proto"
+	"github.com/reconn/reconn/internal/sock"
 )
 
-// link is one underlying connection.
+// A link is one underlying connection. Who may touch each field: "set"
+// fields are set by dialLink (or install) before the link is shared and
+// never change; "holder" fields are the holder's of the right to write
+// (gate.go); atomic ones are anyone's.
 type link struct {
-	nc   net.Conn   // what reads and writes go through: the socket, or TLS over it
-	cc   *countConn // counts TCP bytes under TLS; nil without TLS
-	p    probe
-	sent int64 // bytes written without TLS; guarded by Conn.tok
+	nc   net.Conn   // set: what reads and writes go through, the socket or TLS over it
+	cc   *countConn // set: counts TCP bytes under TLS; nil without TLS
+	p    sock.Probe // holder: Run and Control; MarkReset by anyone
+	addr int        // set: index in config.addrs of the address dialed
 
-	// Guarded by Conn.tok.
-	state   health // healthy or broken; never peerClosed
-	quiet   bool   // healthy, and a Write needs no check unless the watcher flags it
-	cause   error  // what found it broken
-	peerFIN bool   // the peer half-closed at accept and reads on: the link still carries the stream
-	ackable bool   // the platform counts acknowledgements for this socket
-	wclosed bool   // this side was half-closed
+	sent    int64       // holder: bytes written without TLS
+	state   sock.Health // holder: healthy or broken, never anything else
+	quiet   bool        // holder: healthy, and a Write needs no check unless the watcher flags it
+	cause   error       // holder: what found it broken
+	peerFIN bool        // holder: the peer half-closed at accept and reads on; the link carries the stream
+	wclosed bool        // holder: this side was half-closed
+	aborted bool        // holder: its close is a reset
+	ackable bool        // set: the platform counts acknowledgements for this socket
+	watched bool        // set: registered with the watcher
 
-	// A link whose peer sent a FIN and is leaving is dead (broken) and
-	// leaving; it drains until drainBy (see Conn.drain). Guarded by the
-	// right to write.
-	leaving  bool
-	drained  bool      // the drain is over
-	drainBy  time.Time // when the drain ends at the latest
-	afterFIN bool      // the link it replaced was left for its peer's FIN; set before the link is shared
-	upAt     time.Time // when the connection was made; set before the link is shared
-	sent0    int64     // sentNow once the link was set up (a TLS handshake counts); set before the link is shared
+	// A link whose peer sent a FIN and is leaving is broken and leaving;
+	// it drains until drainBy (see Conn.drain). Holder's.
+	leaving bool
+	drained bool      // the drain is over
+	drainBy time.Time // when the drain ends at the latest
 
+	afterFIN bool      // set by install: the link it replaced was left for its peer's FIN
+	upAt     time.Time // set: when the connection was made
+	sent0    int64     // set: sentNow once the link was set up (a TLS handshake counts)
+
+	placeholder bool        // set: stands for the connection an Async Conn has not made yet
+	expire      *time.Timer // set by install: ends the link's life (ConnMaxLifetime)
 	retired     atomic.Bool // replaced by a newer link
 	closed      atomic.Bool
-	aborted     bool        // its close is a reset (abort); guarded by Conn.tok
-	placeholder bool        // stands for the connection an Async Conn has not made yet
-	addr        int         // index in config.addrs of the address dialed
-	expire      *time.Timer // ends the link's life (ConnMaxLifetime); set once, before the link is shared
+	owner       atomic.Pointer[Conn] // the Conn the link serves, for the watcher
+	flagged     atomic.Bool          // the watcher saw a FIN, hang-up or error, or the session ended, since the last check
 
 	// A session of an application protocol (see internal/proto), if the
 	// Conn speaks one: its answers, not the kernel's, acknowledge.
-	sess       proto.Session
-	sessN      int64                 // messages written in the session; guarded by Conn.tok
+	sess       proto.Session         // set
+	sessN      int64                 // holder: messages written in the session
+	wbuf       []byte                // holder: frames being written
+	scratch    []byte                // holder: a message that wraps in the ring
 	answered   atomic.Int64          // messages 1 to answered of the session are answered
 	ended      atomic.Pointer[error] // why the session ended
-	readerDone chan struct{}         // closed when the session's reader has returned; nil before it starts
-	wbuf       []byte                // frames being written; guarded by Conn.tok
-	scratch    []byte                // a message that wraps in the ring; guarded by Conn.tok
-
-	owner   atomic.Pointer[Conn] // the Conn the link serves, for the watcher
-	watched bool                 // registered with the watcher at dial; never changes
-	watchFD int                  // descriptor registered with the watcher, guarded by it; -1 if none
-	flagged atomic.Bool          // the watcher saw a FIN, hang-up or error since the last check
+	readerDone chan struct{}         // set by install: closed when the session's reader has returned
 }
+
+// A link's state: the holder marks a healthy link broken once a check, a
+// write or its session finds it dead, or its peer is leaving.
+const (
+	healthy = sock.Healthy
+	broken  = sock.Broken
+)
 
 // countConn counts the bytes written to the socket under TLS, handshake
 // and record overhead included, so TLS records map to TCP offsets.
@@ -75,7 +82,8 @@ func (c *countConn) Write(b []byte) (int, error) {
 // dialLink makes one underlying connection to the i-th address and sets
 // up its socket. The connect and the TLS handshake together are bounded
 // by ctx and by the per-attempt bound of the configuration.
-func (cfg *config) dialLink(ctx context.Context, i int) (*link, error) {
+func (c *Conn) dialLink(ctx context.Context, i int) (*link, error) {
+	cfg := c.cfg
 	if cfg.attempt > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.attempt)
@@ -90,8 +98,8 @@ func (cfg *config) dialLink(ctx context.Context, i int) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &link{nc: nc, addr: i, watchFD: -1}
-	l.p.init(nc)
+	l := &link{nc: nc, addr: i}
+	l.p.Init(nc)
 	if tc, ok := nc.(*net.TCPConn); ok {
 		if cfg.keepAlive > 0 {
 			idle := min(cfg.keepAlive, maxKeepAlive)
@@ -100,25 +108,30 @@ func (cfg *config) dialLink(ctx context.Context, i int) (*link, error) {
 		if cfg.userTimeout > 0 {
 			// Best effort: where the option is missing, keep-alive and
 			// write errors remain.
-			l.p.control(func(fd uintptr) error { return setUserTimeout(fd, cfg.userTimeout) })
+			l.p.SetUserTimeout(cfg.userTimeout)
 		}
 	}
 	// Bytes the dialer wrote itself (a proxy handshake, say) precede
 	// reconn's own in the kernel's counts.
-	l.p.run(opInit, 0)
+	l.p.Run(sock.Init, 0)
 	if cfg.replay > 0 {
-		if r, ok := l.p.run(opAcks, 0); ok && r.ackOK {
+		if r, ok := l.p.Run(sock.Acks, 0); ok && r.AckOK {
 			l.ackable = true
 		}
 	}
-	if cfg.watch && l.p.kind != sockOther {
-		l.watched = l.watch()
+	if cfg.watch {
+		l.watched = l.p.Watch(func() {
+			l.flagged.Store(true)
+			if c := l.owner.Load(); c != nil {
+				c.noticed(l)
+			}
+		})
 	}
 	if cfg.tls != nil {
 		l.cc = &countConn{Conn: nc}
 		tc := tls.Client(l.cc, cfg.tls[i])
 		if err := tc.HandshakeContext(ctx); err != nil {
-			l.unwatch()
+			l.p.Unwatch()
 			nc.Close()
 			return nil, err
 		}
@@ -127,7 +140,7 @@ func (cfg *config) dialLink(ctx context.Context, i int) (*link, error) {
 	if cfg.proto != nil {
 		sess, err := cfg.proto.Open(ctx, l.nc)
 		if err != nil {
-			l.unwatch()
+			l.p.Unwatch()
 			l.nc.Close()
 			return nil, err
 		}
@@ -144,7 +157,8 @@ func (cfg *config) dialLink(ctx context.Context, i int) (*link, error) {
 const maxKeepAlive = 32767 * time.Second
 
 // sentNow is the number of bytes written on the socket by reconn, or, in
-// a session, the number of messages.
+// a session, the number of messages. It is the holder's, or the dialer's
+// before the link is shared.
 func (l *link) sentNow() int64 {
 	if l.sess != nil {
 		return l.sessN
@@ -156,11 +170,11 @@ func (l *link) sentNow() int64 {
 }
 
 // probe asks the kernel about l's socket.
-func (l *link) probe(op int) (probeResult, bool) {
-	return l.p.run(op, l.sentNow())
+func (l *link) probe(h hold, op sock.Op) (sock.Result, bool) {
+	return l.p.Run(op, l.sentNow())
 }
 
-func (l *link) write(b []byte) (int, error) {
+func (l *link) write(h hold, b []byte) (int, error) {
 	n, err := l.nc.Write(b)
 	if l.cc == nil {
 		l.sent += int64(n)
@@ -169,14 +183,14 @@ func (l *link) write(b []byte) (int, error) {
 }
 
 // kill marks the link broken.
-func (l *link) kill(cause error) {
+func (l *link) kill(h hold, cause error) {
 	if l.state == healthy {
 		l.state, l.cause, l.quiet = broken, cause, false
 	}
 }
 
 // closeWrite half-closes the link: close_notify under TLS, then FIN.
-func (l *link) closeWrite() {
+func (l *link) closeWrite(h hold) {
 	if l.wclosed || l.sess != nil {
 		return // a session ends with its protocol's close instead
 	}
@@ -199,8 +213,8 @@ func (l *link) closeWrite() {
 // is not sent after the stream moved on (SO_LINGER 0). A connection the
 // kernel already closed has nothing queued and is left as it is; a unix
 // socket cannot be reset, and its peer may still read what it queued.
-func (l *link) abort() {
-	if r, ok := l.probe(opState); ok && r.h == broken {
+func (l *link) abort(h hold) {
+	if r, ok := l.probe(h, sock.State); ok && r.Health == broken {
 		return
 	}
 	nc := l.nc
@@ -212,6 +226,8 @@ func (l *link) abort() {
 	}
 }
 
+// close closes the link once, from any goroutine: it unwatches the
+// socket and closes it, and waits for a session's reader to return.
 func (l *link) close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return nil
@@ -219,7 +235,7 @@ func (l *link) close() error {
 	if l.expire != nil {
 		l.expire.Stop()
 	}
-	l.unwatch()
+	l.p.Unwatch()
 	err := l.nc.Close()
 	if l.readerDone != nil {
 		<-l.readerDone // the session's reader returns once the socket is closed
@@ -231,12 +247,11 @@ func (l *link) close() error {
 // the writer makes it: it is dead, so the writer dials, and a Read waits.
 func placeholderLink(cfg *config) *link {
 	nc := notConnected{dialAddr{cfg.network, cfg.addrs[0]}}
-	l := &link{nc: nc, placeholder: true, watchFD: -1}
+	l := &link{nc: nc, placeholder: true}
+	l.p.Init(nc)
 	l.state, l.cause = broken, errNotConnected
 	return l
 }
-
-var errNotConnected = errors.New("reconn: not connected yet")
 
 // notConnected is the net.Conn of a placeholder link.
 type notConnected struct{ addr dialAddr }

@@ -2,15 +2,8 @@
 
 package reconn
 
-import "time"
+// On js/wasm, wasip1 and plan9 there is no socket to ask: no check runs
+// and there is no acknowledgement count. A failed write still redials.
 
-// On js/wasm, wasip1 and plan9 there is no socket to ask: no check runs and
-// there is no acknowledgement count. A failed write still redials.
-
-const platformCheck = CheckNone
-
-type sysProbe struct{}
-
-func (p *probe) sense(fd uintptr) {}
-
-func setUserTimeout(fd uintptr, d time.Duration) error { return nil }
+// platformCheck is the check before each Write: none.
+func platformCheck() CheckMode { return CheckNone }

@@ -2,37 +2,35 @@
 
 package reconn
 
-import "golang.org/x/sys/unix"
+import "runtime"
 
-// peek runs a 1-byte non-blocking MSG_PEEK recv on fd. Go's sockets are
-// non-blocking, so the call returns at once. Bytes waiting mean the peer is
-// alive and sending; but a FIN may be queued behind them, so callers ask for
-// the TCP state where the platform has one. The bytes stay in the socket for
-// the user's Read.
+// The check of a Conn on the unix systems, through internal/sock:
 //
-// An error is the socket's pending error, which the receive clears: a
-// later peek returns 0 as for a FIN. peek records it in p.reset, so that
-// counts of pending bytes, which the kernel purged with it, are not read
-// as acknowledgements afterwards.
-func (p *probe) peek(fd uintptr) (h health, data bool) {
-	h, data = peekFD(fd, p.sys.peek[:])
-	if h == broken {
-		p.reset.Store(true)
-	}
-	return h, data
-}
+//   - Linux: one getsockopt(TCP_INFO) gives the TCP state and the
+//     acknowledgement count (tcpi_bytes_acked, which survives a reset),
+//     so CheckState costs no more than a peek and is the check before a
+//     Write. A unix socket gets a peek, and SIOCOUTQ for what its peer has
+//     not read.
+//   - darwin: a peek, and the state (TCP_CONNECTION_INFO) only where the
+//     peek cannot answer, since x/sys allocates it; SO_NWRITE counts what
+//     is not yet acknowledged.
+//   - FreeBSD: a peek, tcpi_state, and FIONWRITE.
+//   - NetBSD, OpenBSD, DragonFly, illumos, Solaris, AIX: a peek only, and
+//     no acknowledgement count: a redial re-sends everything held.
+//
+// Where sock.WatchSupported (Linux, darwin and the BSDs), CheckWatch
+// replaces the check before each Write by an event queue, and runs this
+// check only after an event.
+//
+// No check sees a peer that dies between the check and the write: replay
+// covers it. A silent peer is found by UserTimeout (Linux, darwin) or
+// keep-alive.
 
-func peekFD(fd uintptr, buf []byte) (h health, data bool) {
-	n, err := recvPeek(fd, buf)
-	switch {
-	case err == unix.EAGAIN || err == unix.EWOULDBLOCK || err == unix.EINTR:
-		return healthy, false
-	case err != nil:
-		// ECONNRESET, ETIMEDOUT, EPIPE: the kernel already knows.
-		return broken, false
-	case n == 0:
-		return peerClosed, false
-	default:
-		return healthy, true
+// platformCheck is the check before each Write where CheckWatch does not
+// apply.
+func platformCheck() CheckMode {
+	if runtime.GOOS == "linux" {
+		return CheckState
 	}
+	return CheckPeek
 }

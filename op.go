@@ -4,18 +4,21 @@ import (
 	"context"
 	"os"
 	"time"
+
+	"github.com/reconn/reconn/internal/proto"
 )
 
 // An op is the bound of one Write, Flush or Close that left the fast
-// path, or of a background recovery. It derives one context, ctx, once:
-// from the Conn's lifetime (ended by Close) or, for Close, from the
-// context given to DialContext; narrowed by Close's flush limit; cancelled
-// when the context given to Flush ends; and cancelled when the Conn's
-// write deadline passes, for a Write and a background recovery. A timer
-// follows the write deadline as SetWriteDeadline moves it. Every blocking
-// step of the op selects on ctx, or on redial, the narrower context that
-// RedialTimeout adds from the moment the op first waits for a connection
-// to come back.
+// path, or of a background recovery or move. It derives one context, ctx,
+// once: from the Conn's lifetime (ended by Close) or, for Close, from the
+// context given to DialContext; narrowed by Close's flush limit;
+// cancelled when the context given to Flush ends; and cancelled when the
+// Conn's write deadline passes, for a Write and a background recovery. A
+// timer follows the write deadline as SetWriteDeadline moves it. Every
+// blocking step of the op selects on ctx, or on redial, the narrower
+// context that RedialTimeout adds from the moment the op first waits for
+// a connection to come back; a socket write is bounded by it through
+// proto.Bound.
 //
 // Who stopped the op is read from the context's cause, never from a
 // clock: os.ErrDeadlineExceeded for the write deadline or Close's flush
@@ -38,7 +41,7 @@ type op struct {
 	events   []RedialEvent // redials to report to OnRedial once the right to write is released
 
 	writer bool        // the Async writer's op: no RedialTimeout, writes bounded by Close alone
-	pause  *time.Timer // reused by sleep
+	pauser *time.Timer // reused by pause
 }
 
 // newOp starts an op whose context derives from parent, ends with user if
@@ -112,8 +115,8 @@ func (o *op) end() {
 	if o.redialCancel != nil {
 		o.redialCancel()
 	}
-	if o.pause != nil {
-		o.pause.Stop()
+	if o.pauser != nil {
+		o.pauser.Stop()
 	}
 	o.release()
 	o.cancel(nil)
@@ -139,49 +142,29 @@ func (o *op) redialCtx() context.Context {
 	return o.redial
 }
 
-// lock takes the right to write for the slow path (tok, then quiesce),
-// waiting no longer than the op's bound, or than its redial bound while
-// the holder is replacing a dead link.
-func (o *op) lock() error {
-	c := o.c
-	if err := o.take(); err != nil {
-		return err
-	}
-	if err := c.quiesce(o.ctx); err != nil {
-		<-c.tok
-		return err
-	}
-	return nil
-}
-
-// take takes tok; see lock.
-func (o *op) take() error {
-	c := o.c
-	select {
-	case c.tok <- struct{}{}:
-		return nil
-	default:
-	}
-	c.nwait.Add(1)
-	defer c.nwait.Add(-1)
-	for {
-		sig := c.sig.Load()
-		ctx := o.ctx
-		if c.recovering.Load() {
-			ctx = o.redialCtx()
+// lock takes the right to write for the slow path (see gate), waiting no
+// longer than the op's bound, or than its redial bound while the holder
+// is replacing a dead link.
+func (o *op) lock() (hold, error) {
+	g := &o.c.gate
+	ended := g.takeTok(func() context.Context {
+		if g.recovering.Load() {
+			return o.redialCtx()
 		}
-		select {
-		case c.tok <- struct{}{}:
-			return nil
-		case <-ctx.Done():
-			if o.last == nil && ctx == o.redial {
-				// The holder's recovery has failed so far for this reason.
-				o.last = c.st.lastError()
-			}
-			return context.Cause(ctx)
-		case <-*sig:
+		return o.ctx
+	})
+	if ended != nil {
+		if o.last == nil && ended == o.redial {
+			// The holder's recovery has failed so far for this reason.
+			o.last = o.c.st.lastError()
 		}
+		return hold{}, context.Cause(ended)
 	}
+	if err := g.quiesce(o.ctx); err != nil {
+		<-g.tok
+		return hold{}, err
+	}
+	return hold{}, nil
 }
 
 // cut reports whether ctx's bound ended an attempt made under it: ctx is
@@ -218,10 +201,10 @@ func (o *op) fail(cause error) error {
 	return &redialError{cause: cause, last: o.last, attempts: o.attempts}
 }
 
-// stopped returns the error of an op whose write err was stopped by a
+// cutErr returns the error of an op whose write err was stopped by a
 // deadline: the op's cause if its bound ended, else err, the socket's own
 // deadline having passed first.
-func (o *op) stopped(err error) error {
+func (o *op) cutErr(err error) error {
 	if o.ctx.Err() != nil {
 		return o.fail(context.Cause(o.ctx))
 	}
@@ -229,79 +212,48 @@ func (o *op) stopped(err error) error {
 }
 
 // write writes b on l, bounded by the socket's write deadline and by the
-// op's context: if ctx ends first, the socket's write deadline is moved to
-// the past, which ends the write, and then restored. The Async writer's
-// writes are bounded by Close, which moves the deadline itself.
-func (o *op) write(l *link, b []byte) (int, error) {
+// op's context (proto.Bound); once done, the link's write deadline is put
+// back if the bound touched it. The Async writer's writes are bounded by
+// Close alone, which moves the deadline itself.
+func (o *op) write(h hold, l *link, b []byte) (int, error) {
 	if o.writer {
-		return l.write(b)
+		return l.write(h, b)
 	}
-	done := make(chan struct{})
-	stop := context.AfterFunc(o.ctx, func() {
-		defer close(done)
-		l.nc.SetWriteDeadline(aLongTimeAgo)
-	})
-	n, err := l.write(b)
-	if !stop() {
-		<-done
+	release := proto.Bound(o.ctx, l.nc.SetWriteDeadline)
+	n, err := l.write(h, b)
+	if release() {
 		o.c.restoreWriteDeadline(l)
 	}
 	return n, err
 }
 
-// sleep waits for d, or until ctx ends, and then returns why.
-func (o *op) sleep(ctx context.Context, d time.Duration) error {
-	return o.wait(ctx, nil, d)
+// pause waits for d, or until ctx ends, and then returns why.
+func (o *op) pause(ctx context.Context, d time.Duration) error {
+	return o.pauseOr(ctx, nil, d)
 }
 
-// sleepOr waits for d, or until ch is closed (nil), or until the op's
-// context ends (its cause).
-func (o *op) sleepOr(ch <-chan struct{}, d time.Duration) error {
-	return o.wait(o.ctx, ch, d)
-}
-
-func (o *op) wait(ctx context.Context, ch <-chan struct{}, d time.Duration) error {
-	if o.pause == nil {
-		o.pause = time.NewTimer(d)
+// pauseOr waits for d, or until ch is closed (nil), or until ctx ends
+// (its cause).
+func (o *op) pauseOr(ctx context.Context, ch <-chan struct{}, d time.Duration) error {
+	if o.pauser == nil {
+		o.pauser = time.NewTimer(d)
 	} else {
-		o.pause.Reset(d)
+		o.pauser.Reset(d)
 	}
 	select {
-	case <-o.pause.C:
+	case <-o.pauser.C:
 		return nil
 	case <-ch:
 	case <-ctx.Done():
-		o.pause.Stop()
+		o.pauser.Stop()
 		return context.Cause(ctx)
 	}
-	o.pause.Stop()
+	o.pauser.Stop()
 	return nil
 }
 
-// redialError is the error of a call that gave up after a dial or a write
-// failed.
-type redialError struct {
-	cause    error // why the call stopped
-	last     error // the last dial or write error
-	attempts int
-}
-
-func (e *redialError) Error() string {
-	s := e.cause.Error()
-	if e.attempts > 0 {
-		s += " after " + itoa(int64(e.attempts)) + " dial attempts"
-	}
-	return s + ": " + e.last.Error()
-}
-
-func (e *redialError) Unwrap() []error { return []error{e.cause, e.last} }
-
-// Timeout reports whether a deadline ended the call: the write deadline,
-// or the deadline of the context given to Flush.
-func (e *redialError) Timeout() bool { return isTimeout(e.cause) }
-
-// sleep waits for d, or until ctx ends, and then returns why.
-func sleep(ctx context.Context, d time.Duration) error {
+// sleepCtx waits for d, or until ctx ends, and then returns why.
+func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

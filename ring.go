@@ -182,9 +182,9 @@ func (r *ring) unlink() {
 	r.sent = r.start
 }
 
-// unsent returns the longest contiguous run of held bytes not yet written
+// toWrite returns the longest contiguous run of held bytes not yet written
 // on the current link, at most limit bytes long.
-func (r *ring) unsent(limit int) []byte { return r.span(r.sent, limit) }
+func (r *ring) toWrite(limit int) []byte { return r.span(r.sent, limit) }
 
 // advance records that the n bytes after sent were written on the current
 // link. before is the link's byte count before that write and after its

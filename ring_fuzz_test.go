@@ -130,7 +130,7 @@ func FuzzRing(f *testing.F) {
 			case 2: // a write of part of what is not yet on the link
 				left := int(m.end() - m.sent)
 				n := min(arg*7, left)
-				s := r.unsent(n)
+				s := r.toWrite(n)
 				if int64(len(s)) < int64(n) {
 					n = len(s) // the buffer wraps: one contiguous run at a time
 				}

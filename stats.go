@@ -78,6 +78,22 @@ type counters struct {
 	lastErr                          atomic.Pointer[error]
 }
 
+// Stats returns a snapshot of the Conn's counters. It may be called at any
+// time, from any goroutine.
+func (c *Conn) Stats() Stats {
+	s := c.st.snapshot(c.cfg.replay > 0)
+	if c.async() {
+		c.rmu.Lock()
+		s.Unsent, s.UnsentBytes = int64(c.ring.mn-c.ring.ms), c.ring.end-c.ring.sent
+		c.rmu.Unlock()
+	}
+	if ns := c.downSince.Load(); ns != 0 {
+		s.DownSince = time.Unix(0, ns)
+	}
+	s.Address = c.cfg.addrs[c.cur.Load().addr]
+	return s
+}
+
 func (s *counters) snapshot(replay bool) Stats {
 	st := Stats{
 		Dials:          s.dials.Load(),

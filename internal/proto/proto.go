@@ -53,23 +53,34 @@ type Session interface {
 // does, with d a *reconn.Dialer, and returns a *reconn.Conn that speaks p.
 var Dial func(ctx context.Context, d any, p Protocol, network, address string) (net.Conn, error)
 
-// Bound makes the end of ctx end every read and write on nc until the
-// returned release is called: nc's deadline becomes ctx's, and moves to
-// the past if ctx is cancelled before. release clears the deadline. A
-// session's Open and Close bound their exchanges with it.
-func Bound(ctx context.Context, nc net.Conn) (release func()) {
-	if dl, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(dl)
+// Bound makes the end of ctx end the reads and writes whose deadline set
+// sets (a net.Conn's SetDeadline or SetWriteDeadline), until the returned
+// release is called: set(ctx's deadline) at once if ctx has one, and
+// set(a time long past) once ctx ends. release stops that, waits for a
+// set that ctx's end began, and reports whether ctx touched the deadline,
+// so that the caller can put it back as it must be. It is the one way
+// this module turns a context into the bound of a connection's I/O: a
+// session's Open and Close (package relp) and the Conn's own writes use
+// it.
+func Bound(ctx context.Context, set func(time.Time) error) (release func() (touched bool)) {
+	dl, hasDL := ctx.Deadline()
+	if hasDL {
+		set(dl)
 	}
 	cut := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(cut)
-		nc.SetDeadline(time.Unix(1, 0))
+		set(longAgo)
 	})
-	return func() {
+	return func() bool {
 		if !stop() {
 			<-cut
+			return true
 		}
-		nc.SetDeadline(time.Time{})
+		return hasDL
 	}
 }
+
+// longAgo is a deadline that has passed: setting it ends the I/O under
+// way at once.
+var longAgo = time.Unix(1, 0)

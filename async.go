@@ -2,17 +2,11 @@ package reconn
 
 import (
 	"context"
-	"errors"
 	"net"
 	"os"
 	"sync/atomic"
 	"time"
 )
-
-// ErrBufferFull is wrapped by the error of a Write that found the replay
-// buffer full when Dialer.FailWhenFull is set. The message was not taken.
-// Test for it with errors.Is.
-var ErrBufferFull = errors.New("reconn: replay buffer full")
 
 // writer is the one goroutine of an Async Conn that sends what Write
 // buffered. Write appends each message to the ring and wakes the writer,
@@ -56,8 +50,12 @@ func (c *Conn) startWriter() {
 	go w.run()
 }
 
-// signal wakes the writer. It never blocks and never allocates.
+// signal wakes the writer. It never blocks and never allocates. In the
+// synchronous mode (w is nil) it does nothing.
 func (w *writer) signal() {
+	if w == nil {
+		return
+	}
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -90,6 +88,9 @@ func (w *writer) down(o *op, start time.Time) {
 
 // up is called when a new link is installed.
 func (w *writer) up() {
+	if w == nil {
+		return
+	}
 	w.failed.Store(nil)
 	if w.gotConn.CompareAndSwap(false, true) {
 		close(w.connected)
@@ -99,6 +100,9 @@ func (w *writer) up() {
 // stop ends the writer and waits for it: a write it is blocked in ends at
 // once.
 func (w *writer) stop() {
+	if w == nil {
+		return
+	}
 	w.stopping.Store(true)
 	w.stopW(net.ErrClosed)
 	w.c.mu.Lock()
@@ -106,6 +110,14 @@ func (w *writer) stop() {
 	w.c.mu.Unlock()
 	<-w.done
 	w.o.end()
+}
+
+// roomMade is called after a trim made room in the ring: it wakes the
+// Writes waiting for room.
+func (w *writer) roomMade() {
+	if w != nil && w.roomWait.Load() > 0 {
+		w.c.gate.sig.kick()
+	}
 }
 
 func (w *writer) run() {
@@ -134,26 +146,27 @@ func (w *writer) run() {
 // false when the writer must stop.
 func (w *writer) pump() bool {
 	c, o := w.c, w.o
-	if c.lockCtx(o.ctx) != nil {
+	h, err := c.gate.lockCtx(o.ctx)
+	if err != nil {
 		return false
 	}
-	defer c.unlock()
+	defer c.gate.unlock(h)
 	for {
 		l := c.cur.Load()
-		c.check(l)
+		c.check(h, l)
 		if l.state != healthy {
-			c.settle(l)
+			c.settle(h, l)
 			if c.held() == 0 && w.gotConn.Load() {
 				// Nothing to deliver: redial when a Write needs it.
 				return true
 			}
 			o.attempts, o.last = 0, nil
-			if err := c.redial(o, l, !w.gotConn.Load()); err != nil {
+			if err := c.redial(h, o, l, !w.gotConn.Load()); err != nil {
 				return o.ctx.Err() == nil
 			}
 			continue
 		}
-		if _, _, err := c.send(o, l); err != nil {
+		if _, _, err := c.send(h, o, l); err != nil {
 			if l.state == healthy {
 				return false // Close stopped the write
 			}
@@ -172,9 +185,11 @@ func (w *writer) pump() bool {
 			c.count(k, n)
 		}
 		c.unlockRing()
-		c.trimmed(k)
+		if k > 0 {
+			w.roomMade()
+		}
 		if trim {
-			c.refresh(l)
+			c.refresh(h, l)
 			c.lockRing()
 			c.ring.remark()
 			c.unlockRing()
@@ -215,14 +230,14 @@ func (c *Conn) writeAsync(b []byte) (int, error) {
 		c.rmu.Unlock()
 		return c.writeFull(b)
 	}
-	c.take(b)
+	c.enqueue(b)
 	c.rmu.Unlock()
 	c.w.signal()
 	return len(b), nil
 }
 
-// take appends b to the ring as a message not yet sent. c.rmu is held.
-func (c *Conn) take(b []byte) {
+// enqueue appends b to the ring as a message not yet sent. c.rmu is held.
+func (c *Conn) enqueue(b []byte) {
 	c.st.messages.Add(1)
 	c.st.bytes.Add(int64(len(b)))
 	c.ring.add(b, notOnLink)
@@ -243,18 +258,18 @@ func (c *Conn) writeFull(b []byte) (int, error) {
 	defer o.end()
 	c.w.roomWait.Add(1)
 	defer c.w.roomWait.Add(-1)
-	c.nwait.Add(1)
-	defer c.nwait.Add(-1)
+	c.gate.sig.enter()
+	defer c.gate.sig.leave()
 	d := 50 * time.Microsecond
 	for {
-		sig := c.sig.Load()
+		ch := c.gate.sig.wait()
 		c.rmu.Lock()
 		if c.closed.Load() {
 			c.rmu.Unlock()
 			return 0, c.writeError(net.ErrClosed)
 		}
 		if c.ring.fits(len(b)) {
-			c.take(b)
+			c.enqueue(b)
 			c.rmu.Unlock()
 			c.w.signal()
 			return len(b), nil
@@ -268,15 +283,17 @@ func (c *Conn) writeFull(b []byte) (int, error) {
 		l := c.cur.Load()
 		evict := !l.ackable && l.state == healthy
 		c.rmu.Unlock()
-		if evict && c.lockCtx(o.ctx) == nil {
-			c.lockRing()
-			k, n := c.ring.evict(len(b))
-			c.count(k, n)
-			c.unlockRing()
-			c.unlock()
-			c.trimmed(k)
-			if k > 0 {
-				continue
+		if evict {
+			if h, err := c.gate.lockCtx(o.ctx); err == nil {
+				c.lockRing()
+				k, n := c.ring.evict(len(b))
+				c.count(k, n)
+				c.unlockRing()
+				c.gate.unlock(h)
+				if k > 0 {
+					c.w.roomMade()
+					continue
+				}
 			}
 		}
 		if err := c.w.err(); err != nil {
@@ -285,7 +302,7 @@ func (c *Conn) writeFull(b []byte) (int, error) {
 		// The writer asks for the acknowledgements that make room: wake
 		// it now and then; a trim wakes this Write.
 		c.w.signal()
-		if err := o.sleepOr(*sig, d); err != nil {
+		if err := o.pauseOr(o.ctx, ch, d); err != nil {
 			return 0, c.writeError(o.fail(err))
 		}
 		d = min(2*d, 10*time.Millisecond)

@@ -1,4 +1,4 @@
-package reconn
+package sock
 
 import (
 	"encoding/binary"
@@ -55,7 +55,7 @@ func (q *eventQueue) wake() {
 	unix.Write(q.evfd, one[:])
 }
 
-// wait blocks until events arrive and stores the descriptors to flag in
+// wait blocks until events arrive and stores the descriptors to notify in
 // fds. It reports stop once wake was called.
 func (q *eventQueue) wait(fds []int) (n int, stop bool, err error) {
 	for {

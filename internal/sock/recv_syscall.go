@@ -1,6 +1,6 @@
 //go:build linux || freebsd || netbsd || dragonfly
 
-package reconn
+package sock
 
 import (
 	"unsafe"

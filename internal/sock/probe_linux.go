@@ -1,4 +1,4 @@
-package reconn
+package sock
 
 import (
 	"time"
@@ -11,8 +11,6 @@ import (
 // tcpi_bytes_acked, which survives a reset and counts the SYN as one byte.
 // unix.GetsockoptTCPInfo allocates its result, so sense calls getsockopt
 // itself into a per-socket struct.
-
-const platformCheck = CheckState
 
 // Linux TCP states (include/net/tcp_states.h).
 const (
@@ -34,15 +32,15 @@ type sysProbe struct {
 	peek [1]byte
 }
 
-func (p *probe) sense(fd uintptr) {
-	if p.kind != sockTCP {
+func (p *Probe) sense(fd uintptr) {
+	if p.kind != TCP {
 		p.senseUnix(fd)
 		return
 	}
-	if p.op&opPeek != 0 {
+	if p.op&Peek != 0 {
 		h, data := p.peek(fd)
-		p.out.h = h
-		if h == healthy && !data && p.op&(opAcks|opInit) == 0 {
+		p.out.Health = h
+		if h == Healthy && !data && p.op&(Acks|Init) == 0 {
 			return
 		}
 		// Bytes are waiting, and a FIN may be queued behind them; or the
@@ -54,13 +52,13 @@ func (p *probe) sense(fd uintptr) {
 		return
 	}
 	state, stateOK, total, ackedOK := p.sys.fields(n)
-	if stateOK && p.op&(opState|opPeek) != 0 {
-		p.out.h = stateHealth(uint32(state), linuxEstablished, linuxCloseWait, linuxClose)
+	if stateOK && p.op&(State|Peek) != 0 {
+		p.out.Health = stateHealth(uint32(state), linuxEstablished, linuxCloseWait, linuxClose)
 	}
 	if !ackedOK {
-		return // no acknowledgement count: replay re-sends all it holds
+		return // no acknowledgement count
 	}
-	if p.op&opInit != 0 {
+	if p.op&Init != 0 {
 		outq, err := unix.IoctlGetUint32(int(fd), unix.SIOCOUTQ)
 		if err == nil && total >= 0 {
 			p.preamble = total + int64(outq)
@@ -84,7 +82,7 @@ func (s *sysProbe) fields(n uint32) (state uint8, stateOK bool, acked int64, ack
 }
 
 // tcpInfo reads struct tcp_info and returns the length the kernel filled.
-func (p *probe) tcpInfo(fd uintptr) (uint32, bool) {
+func (p *Probe) tcpInfo(fd uintptr) (uint32, bool) {
 	n := uint32(unsafe.Sizeof(p.sys.info))
 	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
 		uintptr(unsafe.Pointer(&p.sys.info)), uintptr(unsafe.Pointer(&n)), 0)
@@ -99,14 +97,14 @@ func (p *probe) tcpInfo(fd uintptr) (uint32, bool) {
 // as if it had been read; but the close also sets ECONNRESET on this
 // socket, which the peek after the count reads (see probe.peek), and the
 // count is not used from then on.
-func (p *probe) senseUnix(fd uintptr) {
+func (p *Probe) senseUnix(fd uintptr) {
 	var outq uint32
 	var err error
-	if p.op&opAcks != 0 {
+	if p.op&Acks != 0 {
 		outq, err = unix.IoctlGetUint32(int(fd), unix.SIOCOUTQ)
 	}
-	p.out.h, _ = p.peek(fd)
-	if p.op&opAcks != 0 && err == nil {
+	p.out.Health, _ = p.peek(fd)
+	if p.op&Acks != 0 && err == nil {
 		p.ackedFromPending(int64(outq))
 	}
 }

@@ -1,4 +1,4 @@
-package reconn
+package sock
 
 import (
 	"time"
@@ -7,12 +7,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// On FreeBSD the check is a peek, with the first byte of struct tcp_info
-// (tcpi_state) when bytes are waiting or in CheckState mode.
+// On FreeBSD a probe peeks, and reads the first byte of struct tcp_info
+// (tcpi_state) when bytes are waiting or when the state is asked for.
 // Acknowledgements come from FIONWRITE: the bytes in the send buffer, sent
 // but unacknowledged ones included.
-
-const platformCheck = CheckPeek
 
 const (
 	// fionwrite is FIONWRITE, _IOR('f', 119, int) in sys/filio.h; x/sys
@@ -38,27 +36,27 @@ type sysProbe struct {
 	pending int32 // FIONWRITE writes a C int
 }
 
-func (p *probe) sense(fd uintptr) {
-	if p.op&opInit != 0 {
+func (p *Probe) sense(fd uintptr) {
+	if p.op&Init != 0 {
 		return // FIONWRITE is relative to what is queued, so no preamble is needed
 	}
 	var errno unix.Errno
-	if p.op&opAcks != 0 {
+	if p.op&Acks != 0 {
 		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, fionwrite, uintptr(unsafe.Pointer(&p.sys.pending)))
 	}
 	h, data := p.peek(fd)
-	p.out.h = h
+	p.out.Health = h
 	// Bytes waiting may hide a FIN, and a FIN may hide a reset: the state
 	// answers both.
-	if p.kind == sockTCP && h != broken && (data || h == peerClosed || p.op&opState != 0) {
+	if p.kind == TCP && h != Broken && (data || h == PeerClosed || p.op&State != 0) {
 		n := uint32(len(p.sys.info))
 		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
 			uintptr(unsafe.Pointer(&p.sys.info[0])), uintptr(unsafe.Pointer(&n)), 0)
 		if e == 0 && n > 0 {
-			p.out.h = stateHealth(uint32(p.sys.info[0]), bsdEstablished, bsdCloseWait, bsdClosed)
+			p.out.Health = stateHealth(uint32(p.sys.info[0]), bsdEstablished, bsdCloseWait, bsdClosed)
 		}
 	}
-	if p.op&opAcks != 0 && errno == 0 && p.out.h != broken {
+	if p.op&Acks != 0 && errno == 0 && p.out.Health != Broken {
 		p.ackedFromPending(int64(p.sys.pending))
 	}
 }

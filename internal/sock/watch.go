@@ -1,35 +1,41 @@
 //go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
 
-package reconn
+package sock
 
 import "sync"
 
-// CheckWatch: one private kernel event queue per process (epoll on Linux,
+// One private kernel event queue per process (epoll on Linux,
 // watch_linux.go; kqueue on darwin and the BSDs, watch_kqueue.go) watches
 // every watched socket for the peer's FIN, a reset or a timeout. Data from
-// the peer never raises the flag. One goroutine waits on the queue and
-// raises the link's flag; Write only loads it. The queue is separate from
-// Go's own poller and does not disturb it. The goroutine starts with the
-// first watched socket and ends, and is waited for, when the last one is
-// closed.
+// the peer raises no event. One goroutine waits on the queue and calls
+// the notify function of each socket it reports. The queue is separate
+// from Go's own poller and does not disturb it. The goroutine starts with
+// the first watched socket and ends, and is waited for, when the last one
+// is unwatched.
 //
 // Sockets are known to the queue by descriptor. A descriptor is removed
 // from the queue before it is closed, under watcher.mu, so an event read
-// just before that can at worst flag a later socket that reused the
-// number: a spurious flag only costs that socket one check.
+// just before that can at worst notify a later socket that reused the
+// number: a spurious notification only costs that socket one check.
 
-const watchSupported = true
+// WatchSupported reports whether Watch can work on this platform.
+const WatchSupported = true
 
 var watcher struct {
-	mu    sync.Mutex
-	q     *eventQueue // nil when no socket is watched
-	done  chan struct{}
-	links map[int]*link // by descriptor
+	mu     sync.Mutex
+	q      *eventQueue // nil when no socket is watched
+	done   chan struct{}
+	probes map[int]*Probe // by descriptor
 }
 
-// watch registers l's socket. It reports false if the socket cannot be
-// watched; the caller then falls back to a check before each Write.
-func (l *link) watch() bool {
+// Watch registers p's socket with the process's event queue: once its
+// peer's FIN, a reset or a timeout reaches the socket, the queue's
+// goroutine calls notify, which must not block. It reports false if the
+// socket cannot be watched. Call Unwatch before the socket is closed.
+func (p *Probe) Watch(notify func()) bool {
+	if p.raw == nil {
+		return false
+	}
 	w := &watcher
 	w.mu.Lock()
 	if w.q == nil && !startWatcher() {
@@ -37,12 +43,12 @@ func (l *link) watch() bool {
 		return false
 	}
 	fd := -1
-	err := l.p.control(func(s uintptr) error {
+	err := p.Control(func(s uintptr) error {
 		fd = int(s)
 		return w.q.add(fd)
 	})
 	if err != nil || fd < 0 {
-		if len(w.links) == 0 {
+		if len(w.probes) == 0 {
 			done := stopWatcherLocked()
 			w.mu.Unlock()
 			<-done
@@ -51,16 +57,17 @@ func (l *link) watch() bool {
 		w.mu.Unlock()
 		return false
 	}
-	w.links[fd] = l
-	l.watchFD = fd
+	p.notify = notify
+	w.probes[fd] = p
+	p.watchFD = fd
 	w.mu.Unlock()
 	return true
 }
 
-// unwatch removes l's socket, before it is closed. The last one stops the
-// goroutine and waits for it.
-func (l *link) unwatch() {
-	if l.watchFD < 0 {
+// Unwatch removes p's socket from the queue, if Watch registered it. The
+// last one stops the goroutine and waits for it.
+func (p *Probe) Unwatch() {
+	if p.watchFD < 0 {
 		return
 	}
 	w := &watcher
@@ -68,15 +75,15 @@ func (l *link) unwatch() {
 	// A descriptor already closed may have been reused by another watched
 	// socket: leave its entry, and remove the number from the queue only
 	// through the socket (a closed one's close removed it already).
-	if w.links[l.watchFD] == l {
-		delete(w.links, l.watchFD)
+	if w.probes[p.watchFD] == p {
+		delete(w.probes, p.watchFD)
 	}
-	l.p.control(func(uintptr) error {
-		w.q.del(l.watchFD)
+	p.Control(func(uintptr) error {
+		w.q.del(p.watchFD)
 		return nil
 	})
-	l.watchFD = -1
-	if len(w.links) > 0 {
+	p.watchFD = -1
+	if len(w.probes) > 0 {
 		w.mu.Unlock()
 		return
 	}
@@ -95,7 +102,7 @@ func startWatcher() bool {
 	}
 	w.q = q
 	w.done = make(chan struct{})
-	w.links = make(map[int]*link)
+	w.probes = make(map[int]*Probe)
 	go watchLoop(q, w.done)
 	return true
 }
@@ -106,12 +113,11 @@ func stopWatcherLocked() chan struct{} {
 	w := &watcher
 	w.q.wake()
 	done := w.done
-	w.q, w.done, w.links = nil, nil, nil
+	w.q, w.done, w.probes = nil, nil, nil
 	return done
 }
 
-// watchLoop flags the links whose sockets the queue reports, until woken
-// to exit.
+// watchLoop notifies the sockets the queue reports, until woken to exit.
 func watchLoop(q *eventQueue, done chan struct{}) {
 	defer func() {
 		q.close()
@@ -124,21 +130,18 @@ func watchLoop(q *eventQueue, done chan struct{}) {
 			return
 		}
 		w := &watcher
-		var flagged [len(fds)]*link
+		var notify [len(fds)]func()
 		k := 0
 		w.mu.Lock()
 		for _, fd := range fds[:n] {
-			if l := w.links[fd]; l != nil {
-				l.flagged.Store(true)
-				flagged[k] = l
+			if p := w.probes[fd]; p != nil {
+				notify[k] = p.notify
 				k++
 			}
 		}
 		w.mu.Unlock()
-		for _, l := range flagged[:k] {
-			if c := l.owner.Load(); c != nil {
-				c.heal(l)
-			}
+		for _, f := range notify[:k] {
+			f()
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package reconn
+package sock
 
 import (
 	"time"
@@ -6,13 +6,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// On darwin the check is a peek. When bytes are waiting, or in CheckState
-// mode, TCP_CONNECTION_INFO gives the state; x/sys allocates that struct,
-// so the Write path only asks for it when a peek cannot answer.
+// On darwin a probe peeks. When bytes are waiting, or when the state is
+// asked for (State), TCP_CONNECTION_INFO gives the state; x/sys allocates
+// that struct, so it is only asked for when a peek cannot answer.
 // Acknowledgements come from SO_NWRITE: the bytes still in the send buffer,
 // sent but unacknowledged ones included.
-
-const platformCheck = CheckPeek
 
 // darwin TCP states (netinet/tcp_fsm.h).
 const (
@@ -25,25 +23,25 @@ type sysProbe struct {
 	peek [1]byte
 }
 
-func (p *probe) sense(fd uintptr) {
-	if p.op&opInit != 0 {
+func (p *Probe) sense(fd uintptr) {
+	if p.op&Init != 0 {
 		return // SO_NWRITE is relative to what is queued, so no preamble is needed
 	}
 	pending, err := 0, error(nil)
-	if p.op&opAcks != 0 {
+	if p.op&Acks != 0 {
 		pending, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NWRITE)
 	}
 	h, data := p.peek(fd)
-	p.out.h = h
+	p.out.Health = h
 	// Bytes waiting may hide a FIN, and a FIN may hide a reset: the state
 	// answers both.
-	if p.kind == sockTCP && h != broken && (data || h == peerClosed || p.op&opState != 0) {
+	if p.kind == TCP && h != Broken && (data || h == PeerClosed || p.op&State != 0) {
 		info, ierr := unix.GetsockoptTCPConnectionInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_CONNECTION_INFO)
 		if ierr == nil {
-			p.out.h = stateHealth(uint32(info.State), bsdEstablished, bsdCloseWait, bsdClosed)
+			p.out.Health = stateHealth(uint32(info.State), bsdEstablished, bsdCloseWait, bsdClosed)
 		}
 	}
-	if p.op&opAcks != 0 && err == nil && p.out.h != broken {
+	if p.op&Acks != 0 && err == nil && p.out.Health != Broken {
 		p.ackedFromPending(int64(pending))
 	}
 }

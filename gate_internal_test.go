@@ -11,8 +11,8 @@ import (
 )
 
 // TestQuiesceNotOvertaken checks that a holder of the right to write
-// waiting in quiesce gets wmu from the fast Write in progress, and that a
-// fast Write arriving meanwhile steps aside instead of taking wmu first.
+// waiting in quiesce gets gate.fast from the fast Write in progress, and that a
+// fast Write arriving meanwhile steps aside instead of taking fast first.
 // Taking it first, again and again, is how a tight loop of Writes kept a
 // Flush, Close or move waiting without bound where goroutines are not
 // preempted (js), and for hundreds of milliseconds on one busy core.
@@ -44,14 +44,15 @@ func TestQuiesceNotOvertaken(t *testing.T) {
 	defer cancel()
 	o := c.newOp(c.life, ctx, time.Time{}, false)
 	defer o.end()
-	if err := o.take(); err != nil {
-		t.Fatal(err)
+	g := &c.gate
+	if ended := g.takeTok(func() context.Context { return o.ctx }); ended != nil {
+		t.Fatal(context.Cause(ended))
 	}
 	// A fast Write in progress: the holder of tok must wait for it.
-	c.wmu.Lock()
+	g.fast.Lock()
 	quiesced := make(chan error, 1)
-	go func() { quiesced <- c.quiesce(o.ctx) }()
-	for c.nquiesce.Load() == 0 {
+	go func() { quiesced <- g.quiesce(o.ctx) }()
+	for g.quiescing.Load() == 0 {
 		runtime.Gosched()
 	}
 	wrote := make(chan error, 1)
@@ -61,7 +62,7 @@ func TestQuiesceNotOvertaken(t *testing.T) {
 	}()
 	// The fast Write in progress ends without waking anyone: only a Write
 	// that comes later can wake the waiting quiesce, by stepping aside.
-	c.wmu.Unlock()
+	g.fast.Unlock()
 	qerr := <-quiesced
 	early := c.st.messages.Load()
 	var returned bool
@@ -70,7 +71,7 @@ func TestQuiesceNotOvertaken(t *testing.T) {
 		returned = true
 	default:
 	}
-	c.unlock()
+	g.unlock(hold{})
 	if qerr != nil {
 		t.Fatalf("quiesce: %v", qerr)
 	}

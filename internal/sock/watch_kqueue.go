@@ -1,6 +1,6 @@
 //go:build darwin || dragonfly || freebsd || netbsd || openbsd
 
-package reconn
+package sock
 
 import "golang.org/x/sys/unix"
 
@@ -13,9 +13,9 @@ import "golang.org/x/sys/unix"
 // only once that many bytes wait, so a peer that sends a little does not
 // wake the goroutine. That mark only saves wake-ups: darwin caps it at the
 // receive buffer's size, a system may ignore it, and an event for data
-// (neither EV_EOF nor a zero byte count) raises no flag. An event with no
+// (neither EV_EOF nor a zero byte count) notifies nothing. An event with no
 // EOF and no byte waiting is a socket error without a shutdown (FreeBSD
-// and OpenBSD report one that way): it is flagged, and the check
+// and OpenBSD report one that way): it notifies, and the check
 // classifies it. A pipe's read end, registered the same way, wakes the
 // goroutine to exit.
 
@@ -75,7 +75,7 @@ func (q *eventQueue) wake() {
 	unix.Write(q.pipe[1], []byte{1})
 }
 
-// wait blocks until events arrive and stores the descriptors to flag in
+// wait blocks until events arrive and stores the descriptors to notify in
 // fds. It reports stop once wake was called.
 func (q *eventQueue) wait(fds []int) (n int, stop bool, err error) {
 	for {

@@ -1,4 +1,4 @@
-package reconn
+package sock
 
 import (
 	"net"
@@ -47,16 +47,16 @@ func TestTCPInfoLength(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	var p probe
-	p.init(nc)
+	var p Probe
+	p.Init(nc)
 	var n uint32
-	if err := p.control(func(fd uintptr) error { n, _ = p.tcpInfo(fd); return nil }); err != nil {
+	if err := p.Control(func(fd uintptr) error { n, _ = p.tcpInfo(fd); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if n < tcpInfoAckedEnd {
 		t.Fatalf("the kernel filled %d bytes of tcp_info; tcpi_bytes_acked ends at %d", n, tcpInfoAckedEnd)
 	}
-	if r, ok := p.run(opAcks, 0); !ok || !r.ackOK || r.acked != 0 {
-		t.Errorf("run(opAcks) = %+v, %v; want 0 bytes acknowledged, counted", r, ok)
+	if r, ok := p.Run(Acks, 0); !ok || !r.AckOK || r.Acked != 0 {
+		t.Errorf("Run(Acks) = %+v, %v; want 0 bytes acknowledged, counted", r, ok)
 	}
 }

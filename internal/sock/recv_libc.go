@@ -1,6 +1,6 @@
 //go:build unix && !(linux || freebsd || netbsd || dragonfly)
 
-package reconn
+package sock
 
 import "golang.org/x/sys/unix"
 

@@ -1,22 +1,20 @@
 //go:build unix && !linux && !darwin && !freebsd
 
-package reconn
+package sock
 
 import "time"
 
 // On the other unix systems (NetBSD, OpenBSD, DragonFly, illumos, Solaris,
-// AIX) the check is a peek, and there is no acknowledgement count: replay
-// re-sends everything it holds.
-
-const platformCheck = CheckPeek
+// AIX) a probe only peeks: there is neither a state nor an acknowledgement
+// count.
 
 type sysProbe struct {
 	peek [1]byte
 }
 
-func (p *probe) sense(fd uintptr) {
-	if p.op&(opPeek|opState|opAcks) != 0 {
-		p.out.h, _ = p.peek(fd)
+func (p *Probe) sense(fd uintptr) {
+	if p.op&(Peek|State|Acks) != 0 {
+		p.out.Health, _ = p.peek(fd)
 	}
 }
 

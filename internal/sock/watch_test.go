@@ -1,16 +1,16 @@
 //go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
 
-package reconn
+package sock
 
 import (
 	"net"
 	"testing"
 )
 
-// TestUnwatchClosedReused checks that unwatching a link whose socket was
+// TestUnwatchClosedReused checks that unwatching a probe whose socket was
 // closed first leaves alone another watched socket that reused its
-// descriptor number: its entry stays, so the watcher still flags it and
-// runs while it is open.
+// descriptor number: its entry stays, so the watcher still notifies it
+// and runs while it is open.
 func TestUnwatchClosedReused(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -19,7 +19,11 @@ func TestUnwatchClosedReused(t *testing.T) {
 	defer ln.Close()
 	// Dial, then accept, in this goroutine only: the client's socket gets
 	// the lowest free descriptor number, as socket(2) gives.
-	dial := func() (*link, net.Conn, int) {
+	type watched struct {
+		p  Probe
+		nc net.Conn
+	}
+	dial := func() (*watched, net.Conn, int) {
 		t.Helper()
 		nc, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
@@ -29,16 +33,20 @@ func TestUnwatchClosedReused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l := &link{nc: nc, watchFD: -1}
-		l.p.init(nc)
-		if !l.watch() {
+		w := &watched{nc: nc}
+		w.p.Init(nc)
+		if !w.p.Watch(func() {}) {
 			t.Fatal("the socket could not be watched")
 		}
-		return l, sc, l.watchFD
+		return w, sc, w.p.watchFD
+	}
+	closeWatched := func(w *watched) {
+		w.p.Unwatch()
+		w.nc.Close()
 	}
 	keep, keepPeer, _ := dial() // keeps the watcher running throughout
 	defer keepPeer.Close()
-	defer keep.close()
+	defer closeWatched(keep)
 
 	first, firstPeer, fd := dial()
 	defer firstPeer.Close()
@@ -46,16 +54,16 @@ func TestUnwatchClosedReused(t *testing.T) {
 	// The descriptor the peer's side took is above fd; fd is free again.
 	second, secondPeer, reused := dial()
 	defer secondPeer.Close()
-	defer second.close()
+	defer closeWatched(second)
 	if reused != fd {
 		t.Fatalf("the next socket got descriptor %d, not the freed %d", reused, fd)
 	}
 
-	first.unwatch()
+	first.p.Unwatch()
 	watcher.mu.Lock()
-	got := watcher.links[fd]
+	got := watcher.probes[fd]
 	watcher.mu.Unlock()
-	if got != second {
-		t.Fatalf("after unwatching a closed socket, descriptor %d is registered to %p; want the socket that reused it (%p)", fd, got, second)
+	if got != &second.p {
+		t.Fatalf("after unwatching a closed socket, descriptor %d is registered to %p; want the socket that reused it (%p)", fd, got, &second.p)
 	}
 }

@@ -1,0 +1,132 @@
+package reconn
+
+import (
+	"context"
+	"math"
+	"net"
+	"time"
+)
+
+// Flush waits until the peer's kernel has acknowledged every message
+// written before the call, redialing and replaying if the peer dies
+// meanwhile. Writes go on while Flush waits. If ctx ends first, or the
+// Conn is closed, or a redial gives up (see Dialer.RedialTimeout), Flush
+// returns a *net.OpError wrapping an *UnconfirmedError.
+//
+// Where the platform has no acknowledgement count (see the package
+// documentation), and with replay off, Flush returns at once.
+func (c *Conn) Flush(ctx context.Context) error {
+	if c.closed.Load() {
+		return c.opError("flush", net.ErrClosed)
+	}
+	if err := c.reportRefusal(); err != nil {
+		return c.opError("flush", err)
+	}
+	o := c.newOp(c.life, ctx, time.Time{}, false)
+	defer o.end()
+	var f flushState
+	h, err := o.lock()
+	if err == nil {
+		err = c.poll(h, o, o.ctx, true, func(h hold) (bool, error) { return c.flushStep(h, o, &f, false) })
+	} else {
+		err = o.fail(err)
+	}
+	if err != nil {
+		return c.opError("flush", c.unconfirmed(err, &f))
+	}
+	// An answer that came while Flush waited may have refused a message.
+	if err := c.reportRefusal(); err != nil {
+		return c.opError("flush", err)
+	}
+	return nil
+}
+
+// flushState follows one Flush or Close.
+type flushState struct {
+	target   int64 // stream offset to see acknowledged; -1 until known
+	known    bool  // target is set
+	messages int   // unconfirmed before target at the last look
+	bytes    int64
+}
+
+// flushStep looks once at what is confirmed up to the flush's target,
+// redialing and replaying if the link is dead (with Async, the writer
+// does that: flushStep waits for it). It reports whether everything is
+// confirmed, or, with an error, why it gave up. If final is set (Close),
+// the link is half-closed once everything is written on it, since nothing
+// more will be.
+func (c *Conn) flushStep(h hold, o *op, f *flushState, final bool) (bool, error) {
+	c.lockRing()
+	if !f.known {
+		f.target, f.known = c.ring.end, true
+	}
+	c.unlockRing()
+	for {
+		l := c.cur.Load()
+		c.check(h, l)
+		if l.state == healthy {
+			if !c.async() && c.replayLeft(h) {
+				// A replay that a deadline or Close stopped goes on.
+				if _, err := c.resend(h, o, l); err != nil && l.state == healthy {
+					return false, o.cutErr(err)
+				}
+				continue
+			}
+			if !l.ackable && c.sentUpTo(f.target) {
+				return true, nil // nothing can confirm it
+			}
+			c.refresh(h, l)
+		}
+		if c.unconfirmedUpTo(f) == 0 {
+			return true, nil
+		}
+		if l.state == healthy {
+			if final && c.sentUpTo(math.MaxInt64) {
+				l.closeWrite(h)
+			}
+			return false, nil
+		}
+		// A link that ended after both sides closed (Close half-closed
+		// it) reads as closed but counts what its peer acknowledged, and
+		// a peer that is leaving may still take what it was given:
+		// redial only for what is left.
+		c.settle(h, l)
+		if c.async() {
+			c.w.signal() // the writer redials
+			return false, c.w.err()
+		}
+		c.drain(h, o, l)
+		if c.unconfirmedUpTo(f) == 0 {
+			return true, nil
+		}
+		if err := c.redial(h, o, l, false); err != nil {
+			return false, err
+		}
+	}
+}
+
+// unconfirmedUpTo records and returns the number of held messages that
+// end before the flush's target.
+func (c *Conn) unconfirmedUpTo(f *flushState) int {
+	c.lockRing()
+	f.messages, f.bytes = c.ring.upTo(f.target)
+	c.unlockRing()
+	return f.messages
+}
+
+// sentUpTo reports whether everything held up to stream offset off is
+// written on the current link.
+func (c *Conn) sentUpTo(off int64) bool {
+	c.lockRing()
+	defer c.unlockRing()
+	return c.ring.sent >= min(off, c.ring.end)
+}
+
+// unconfirmed wraps err, why a Flush or Close gave up, with what was still
+// unconfirmed at its last look.
+func (c *Conn) unconfirmed(err error, f *flushState) error {
+	if !f.known {
+		f.messages, f.bytes = c.st.pending()
+	}
+	return &UnconfirmedError{Messages: f.messages, Bytes: f.bytes, Err: err}
+}

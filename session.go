@@ -1,0 +1,92 @@
+package reconn
+
+// A protocol with answers from the server application (package relp,
+// through internal/proto) runs on the same ring and redial: each link
+// gets a session, which frames the messages the ring holds, at most
+// Window unanswered and Limit in all, and whose reader confirms them as
+// answers come. A Conn with a protocol always sends from its Async
+// writer.
+
+// sendFrames is send in a session: it frames each message not yet written
+// on l, as many as the session's window lets wait for their answers, and
+// writes them in writes of about maxWrite bytes. Once the session reached
+// its limit of messages, it plans a move to a new session instead.
+func (c *Conn) sendFrames(h hold, o *op, l *link) (int, int64, error) {
+	k, bytes := 0, int64(0)
+	window, limit := int64(l.sess.Window()), l.sess.Limit()
+	for {
+		c.lockRing()
+		ms, mn := c.ring.ms, c.ring.mn
+		first := l.sessN + 1
+		buf := l.wbuf[:0]
+		n := 0
+		var size int64
+		scratch := l.scratch
+		for i := ms; i < mn && len(buf) < maxWrite; i++ {
+			if l.sessN+int64(n)-l.answered.Load() >= window || l.sessN+int64(n) >= limit {
+				break
+			}
+			a, b := c.ring.message(i)
+			msg := a
+			if len(b) > 0 {
+				scratch = append(append(scratch[:0], a...), b...)
+				msg = scratch
+				l.scratch = scratch
+			}
+			buf = l.sess.Append(buf, l.sessN+int64(n)+1, msg)
+			size += int64(len(msg))
+			n++
+		}
+		c.unlockRing()
+		l.wbuf = buf
+		if n == 0 {
+			if ms < mn && l.sessN >= limit {
+				c.plan(l, RedialRotation)
+			}
+			return k, bytes, nil
+		}
+		_, err := o.write(h, l, buf)
+		if err != nil {
+			// Frames may be cut on l: the session cannot go on.
+			c.died(h, l, err, false)
+			return k, bytes, err
+		}
+		l.sessN += int64(n)
+		c.lockRing()
+		c.ring.carried(n, first)
+		c.unlockRing()
+		k += n
+		bytes += size
+	}
+}
+
+// startSession starts the reader of l's session: it records the answers,
+// counts what the server refused, and marks l dead when the session ends,
+// waking the writer each time.
+func (c *Conn) startSession(l *link) {
+	l.readerDone = make(chan struct{})
+	go func() {
+		defer close(l.readerDone)
+		err := l.sess.Run(l.nc,
+			func(n int64) {
+				l.answered.Store(n)
+				c.w.signal()
+			},
+			func(n int64, err error) {
+				c.st.refused.Add(1)
+				c.st.setLastErr(err)
+				c.refusal.Store(&err)
+			})
+		l.ended.Store(&err)
+		l.flagged.Store(true)
+		c.w.signal()
+	}()
+}
+
+// reportRefusal returns, once, the error of a message the server refused.
+func (c *Conn) reportRefusal() error {
+	if e := c.refusal.Swap(nil); e != nil {
+		return *e
+	}
+	return nil
+}
