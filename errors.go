@@ -76,6 +76,10 @@ var errLinkDied = errors.New("reconn: link died")
 // session's reader has the connection.
 var errNoRead = errors.New("reconn: Read: the protocol reads the server's answers itself")
 
+// errSessionFull is what retired a link whose protocol session reached
+// its limit of messages.
+var errSessionFull = errors.New("reconn: the protocol session reached its limit")
+
 // errNotConnected is the error of a placeholder link's Read and Write.
 var errNotConnected = errors.New("reconn: not connected yet")
 

@@ -34,6 +34,7 @@ type link struct {
 	// A link whose peer sent a FIN and is leaving is broken and leaving;
 	// it drains until drainBy (see Conn.drain). Holder's.
 	leaving bool
+	full    bool      // its session reached its limit: the redial that replaces it is a rotation
 	drained bool      // the drain is over
 	drainBy time.Time // when the drain ends at the latest
 

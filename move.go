@@ -10,12 +10,13 @@ import (
 
 // Moves: the stream leaves a link that still works. A planned move (back
 // to the first address from a fallback, FailbackInterval; a rotation at
-// ConnMaxLifetime or at a protocol session's limit) dials in the
-// background without the right to write, then takes it and hands the
-// stream over (move). A peer that sent a FIN and is leaving is moved away
-// from by a redial (recover.go) that drains the old link meanwhile. Both
-// end the old link with drain: half-close, wait for its peer to take what
-// it was given, then re-send only what it did not.
+// ConnMaxLifetime) dials in the background without the right to write,
+// then takes it and hands the stream over (move). A peer that sent a FIN
+// and is leaving, and a protocol session that reached its limit
+// (session.go), are moved away from by a redial (recover.go) that drains
+// the old link meanwhile. All end the old link with drain: half-close,
+// wait for its peer to take what it was given, then re-send only what it
+// did not.
 
 // planMoves arms the planned moves of the new current link l: its end of
 // life (ConnMaxLifetime), and, on a fallback, the failback probe. c.mu is

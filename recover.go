@@ -112,6 +112,9 @@ func (c *Conn) redial(h hold, o *op, old *link, need bool) error {
 	rc := o.redialCtx()
 	start := time.Now()
 	ev := RedialEvent{Reason: RedialFailure, From: c.cfg.addrs[old.addr], Cause: old.cause}
+	if old.full {
+		ev.Reason, ev.Cause = RedialRotation, nil
+	}
 	c.settle(h, old)
 	if o.last == nil {
 		// What the Conn last met: old's end, or a failed dial of an
@@ -139,7 +142,10 @@ func (c *Conn) redial(h hold, o *op, old *link, need bool) error {
 		c.install(h, nl, old)
 		// Counted once installed: whoever sees the count sees the link.
 		c.st.dials.Add(1)
-		if !old.placeholder {
+		switch {
+		case old.full:
+			c.st.rotations.Add(1)
+		case !old.placeholder:
 			c.st.redials.Add(1)
 			if nl.addr != 0 {
 				c.st.failovers.Add(1)

@@ -1,5 +1,7 @@
 package reconn
 
+import "time"
+
 // A protocol with answers from the server application (package relp,
 // through internal/proto) runs on the same ring and redial: each link
 // gets a session, which frames the messages the ring holds, at most
@@ -10,7 +12,7 @@ package reconn
 // sendFrames is send in a session: it frames each message not yet written
 // on l, as many as the session's window lets wait for their answers, and
 // writes them in writes of about maxWrite bytes. Once the session reached
-// its limit of messages, it plans a move to a new session instead.
+// its limit of messages with more waiting, it retires l (see retire).
 func (c *Conn) sendFrames(h hold, o *op, l *link) (int, int64, error) {
 	k, bytes := 0, int64(0)
 	window, limit := int64(l.sess.Window()), l.sess.Limit()
@@ -41,7 +43,7 @@ func (c *Conn) sendFrames(h hold, o *op, l *link) (int, int64, error) {
 		l.wbuf = buf
 		if n == 0 {
 			if ms < mn && l.sessN >= limit {
-				c.plan(l, RedialRotation)
+				c.retire(h, l)
 			}
 			return k, bytes, nil
 		}
@@ -58,6 +60,18 @@ func (c *Conn) sendFrames(h hold, o *op, l *link) (int, int64, error) {
 		k += n
 		bytes += size
 	}
+}
+
+// retire ends l, whose session reached its limit: l leaves as a peer that
+// sent a FIN does (see Conn.leave), so that the writer's next look
+// redials, lets l's answers come while it dials (drain), and replays on
+// the new session what l's left unanswered. The redial counts as a
+// rotation. The writer does it itself, within its own bound, so that it
+// happens during Close's flush too.
+func (c *Conn) retire(h hold, l *link) {
+	l.kill(h, errSessionFull)
+	l.full, l.leaving = true, true
+	l.drainBy = time.Now().Add(max(c.cfg.handoff, 0))
 }
 
 // startSession starts the reader of l's session: it records the answers,
