@@ -15,8 +15,6 @@ import (
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
 	"github.com/reconn/reconn/internal/platformtest"
-	"github.com/reconn/reconn/internal/short"
-	"golang.org/x/net/nettest"
 )
 
 // asyncDialer is testDialer with Async.
@@ -26,42 +24,7 @@ func asyncDialer() *reconn.Dialer {
 	return d
 }
 
-func TestAsyncConformance(t *testing.T) {
-	for _, reconnFirst := range []bool{true, false} {
-		name := "ReconnFirst"
-		if !reconnFirst {
-			name = "ReconnSecond"
-		}
-		t.Run(name, func(t *testing.T) {
-			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				defer ln.Close() // a redial would fail: none is expected
-				d := asyncDialer()
-				d.FlushTimeout = short.Limit(500 * time.Millisecond)
-				rc, err := d.Dial("tcp", ln.Addr().String())
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				sc, err := ln.Accept()
-				if err != nil {
-					rc.Close()
-					return nil, nil, nil, err
-				}
-				stop = func() {
-					rc.Close()
-					sc.Close()
-				}
-				if reconnFirst {
-					return rc, sc, stop, nil
-				}
-				return sc, rc, stop, nil
-			})
-		})
-	}
-}
+func TestAsyncConformance(t *testing.T) { testConformance(t, "async", asyncDialer()) }
 
 // TestAsyncRestarts restarts the server ten times within one stream; no
 // Write may fail, and nothing may be lost outside the unread sets.

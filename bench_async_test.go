@@ -1,76 +1,14 @@
 package reconn_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/reconn/reconn"
 )
-
-// countingSink is a loopback server that reads and discards everything,
-// and tells when the connections accepted so far have delivered a given
-// number of bytes in all.
-type countingSink struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	bytes atomic.Int64
-	more  chan struct{} // a token after each read
-}
-
-func newCountingSink(b *testing.B) *countingSink {
-	b.Helper()
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false)
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &countingSink{ln: ln, more: make(chan struct{}, 1)}
-	s.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Go(func() {
-				defer c.Close()
-				buf := make([]byte, 256<<10)
-				for {
-					n, err := c.Read(buf)
-					s.bytes.Add(int64(n))
-					select {
-					case s.more <- struct{}{}:
-					default:
-					}
-					if err != nil {
-						return
-					}
-				}
-			})
-		}
-	})
-	b.Cleanup(func() {
-		ln.Close()
-		s.wg.Wait()
-	})
-	return s
-}
-
-// await waits until the sink has read n bytes in all.
-func (s *countingSink) await(b *testing.B, n int64) {
-	for s.bytes.Load() < n {
-		select {
-		case <-s.more:
-		case <-time.After(time.Minute):
-			b.Fatalf("the sink read %d of %d bytes", s.bytes.Load(), n)
-		}
-	}
-}
 
 // BenchmarkAsyncRatio measures what it takes to hand n messages to a
 // connection and close it, until the server has read every byte: an
@@ -95,12 +33,12 @@ func BenchmarkAsyncRatio(b *testing.B) {
 }
 
 func benchAsync(b *testing.B, size, writers int) {
-	s := newCountingSink(b)
+	s := newTestServer(b, serverOptions{})
 	msg := benchMessage(size)
-	plain := func() (net.Conn, error) { return net.Dial("tcp", s.ln.Addr().String()) }
+	plain := func() (net.Conn, error) { return net.Dial("tcp", s.addr().String()) }
 	async := func() (net.Conn, error) {
 		d := &reconn.Dialer{Async: true}
-		return d.Dial("tcp", s.ln.Addr().String())
+		return d.Dial("tcp", s.addr().String())
 	}
 	var tPlain, tAsync time.Duration
 	var ratios []float64
@@ -134,7 +72,7 @@ func benchAsync(b *testing.B, size, writers int) {
 		if err := c.Close(); err != nil {
 			b.Fatal(err)
 		}
-		s.await(b, delivered)
+		s.awaitBytes(b, delivered)
 		took := time.Since(start)
 		close(errs)
 		for err := range errs {

@@ -1,7 +1,6 @@
 package reconn_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"runtime"
@@ -59,67 +58,6 @@ func (bc benchClient) dial(b *testing.B, addr net.Addr) net.Conn {
 		return c
 	}
 	return dial(b, &reconn.Dialer{Check: bc.check, ReplayBuffer: bc.replay}, addr)
-}
-
-// sink is a loopback TCP server that reads and discards everything sent
-// to it, with a large buffer, so that the benchmarks measure the client.
-type sink struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-// newSink starts a sink on a free port of 127.0.0.1 and stops it when the
-// benchmark ends, after the clients dialed later have been closed.
-func newSink(b *testing.B) *sink {
-	b.Helper()
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false) // compare plain TCP with plain TCP
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &sink{ln: ln}
-	s.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-			s.wg.Go(func() { discard(c) })
-		}
-	})
-	b.Cleanup(s.close)
-	return s
-}
-
-// discard reads c until it fails, then closes it.
-func discard(c net.Conn) {
-	defer c.Close()
-	buf := make([]byte, 256<<10)
-	for {
-		if _, err := c.Read(buf); err != nil {
-			return
-		}
-	}
-}
-
-func (s *sink) addr() net.Addr { return s.ln.Addr() }
-
-// close stops accepting, closes every accepted connection and waits for
-// the sink's goroutines to exit.
-func (s *sink) close() {
-	s.ln.Close()
-	s.mu.Lock()
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
 }
 
 // writerPool writes one message over and over to a connection from a
@@ -239,7 +177,7 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 func benchWrite(b *testing.B, bc benchClient, size, writers int) {
-	s := newSink(b)
+	s := newTestServer(b, serverOptions{})
 	c := bc.dial(b, s.addr())
 	p := newWriterPool(b, c, benchMessage(size), writers)
 	p.warmUp(b, size)
@@ -285,7 +223,7 @@ func BenchmarkWriteRatio(b *testing.B) {
 }
 
 func benchRatio(b *testing.B, bc benchClient, size, writers int) {
-	s := newSink(b)
+	s := newTestServer(b, serverOptions{})
 	msg := benchMessage(size)
 	plain := newWriterPool(b, benchClients[0].dial(b, s.addr()), msg, writers)
 	conn := newWriterPool(b, bc.dial(b, s.addr()), msg, writers)

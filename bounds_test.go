@@ -3,7 +3,6 @@
 package reconn_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -546,52 +545,6 @@ func TestUserTimeoutResolution(t *testing.T) {
 	}
 }
 
-// silentServer accepts TCP connections and never answers, so a TLS client
-// waits for a ServerHello that never comes. Its kernel acknowledges what
-// the client sends: the client's user timeout does not end the wait.
-type silentServer struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newSilentServer(t *testing.T) *silentServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &silentServer{ln: ln}
-	s.wg.Go(func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, nc)
-			s.mu.Unlock()
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		s.wg.Wait()
-		s.hangUp()
-	})
-	return s
-}
-
-// hangUp closes every connection accepted so far.
-func (s *silentServer) hangUp() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, nc := range s.conns {
-		nc.Close()
-	}
-	s.conns = nil
-}
-
 // TestFirstTLSHandshakeBounded checks that the first dial, TLS handshake
 // included, ends with a timeout error by the bound that applies: the
 // net.Dialer's Timeout or Deadline, as crypto/tls's DialWithDialer has it,
@@ -623,9 +576,9 @@ func TestFirstTLSHandshakeBounded(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newSilentServer(t)
+			srv := newTestServer(t, serverOptions{}) // reads the handshake, never answers
 			took, err := timed(t, srv.hangUp, func() error {
-				nc, err := tc.dial(srv.ln.Addr().String())
+				nc, err := tc.dial(srv.addr().String())
 				if nc != nil {
 					nc.Close()
 					if err == nil {
@@ -709,104 +662,6 @@ func TestGiveUpWrapsDialError(t *testing.T) {
 	})
 }
 
-// halfCloser is a receiver that half-closes each connection as soon as it
-// accepts it, or delay after that, since it never sends, and reads on to
-// EOF. It counts the sequence numbers of the newline-framed messages it
-// reads.
-type halfCloser struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	delay time.Duration
-
-	mu       sync.Mutex
-	changed  chan struct{} // It is closed and replaced on every change.
-	conns    []net.Conn
-	got      map[int]int
-	accepted int
-	ended    int
-}
-
-func newHalfCloser(t *testing.T, delay time.Duration) *halfCloser {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &halfCloser{ln: ln, delay: delay, changed: make(chan struct{}), got: make(map[int]int)}
-	h.wg.Go(func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			h.update(func() {
-				h.accepted++
-				h.conns = append(h.conns, nc)
-			})
-			h.wg.Go(func() { h.serve(nc) })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		h.mu.Lock()
-		for _, nc := range h.conns {
-			nc.Close()
-		}
-		h.mu.Unlock()
-		h.wg.Wait()
-	})
-	return h
-}
-
-func (h *halfCloser) serve(nc net.Conn) {
-	defer nc.Close()
-	r := bufio.NewReader(nc)
-	if h.delay > 0 {
-		// Read on meanwhile, so that the FIN comes after the peer's
-		// kernel acknowledged a message.
-		timer := time.AfterFunc(h.delay, func() { nc.(*net.TCPConn).CloseWrite() })
-		defer timer.Stop()
-	} else {
-		nc.(*net.TCPConn).CloseWrite()
-	}
-	for {
-		line, err := r.ReadBytes('\n')
-		if err != nil {
-			break // A partial line is not a message.
-		}
-		if seq, ok := faultnet.ParseSeq(line); ok {
-			h.update(func() { h.got[seq]++ })
-		}
-	}
-	h.update(func() { h.ended++ })
-}
-
-// update changes the receiver's state under its lock and wakes waiters.
-func (h *halfCloser) update(f func()) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	f()
-	close(h.changed)
-	h.changed = make(chan struct{})
-}
-
-// wait waits until cond, called with the lock held, is true.
-func (h *halfCloser) wait(ctx context.Context, cond func() bool) error {
-	for {
-		h.mu.Lock()
-		ok, ch := cond(), h.changed
-		h.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
 // TestHalfCloseAtAccept checks that a receiver that half-closes at once
 // and keeps reading does not cost a connection per message: a FIN before
 // the peer took anything, or one that follows a move made for a FIN
@@ -820,8 +675,8 @@ func TestHalfCloseAtAccept(t *testing.T) {
 }
 
 func halfCloseAtAccept(t *testing.T, delay time.Duration) {
-	h := newHalfCloser(t, delay)
-	c := dial(t, testDialer(), h.ln.Addr())
+	h := newTestServer(t, serverOptions{mode: lines, halfClose: true, halfCloseAfter: delay})
+	c := dial(t, testDialer(), h.addr())
 	ctx := testContext(t)
 	const total = 200
 	var buf []byte

@@ -224,52 +224,51 @@ func finishClosed(t testing.TB, c *reconn.Conn, srv *faultnet.Server) {
 
 func TestConformance(t *testing.T) {
 	for _, mode := range []reconn.CheckMode{reconn.CheckDefault, reconn.CheckState, reconn.CheckPeek} {
-		for _, reconnFirst := range []bool{true, false} {
-			name := mode.String() + "/ReconnFirst"
-			if !reconnFirst {
-				name = mode.String() + "/ReconnSecond"
-			}
-			testConformance(t, name, mode, reconnFirst)
-		}
+		d := testDialer()
+		d.Check = mode
+		testConformance(t, mode.String(), d)
 	}
 }
 
-func testConformance(t *testing.T, name string, mode reconn.CheckMode, reconnFirst bool) {
-	t.Run(name, func(t *testing.T) {
-		nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return nil, nil, nil, err
-			}
-			defer ln.Close() // a redial would fail: none is expected
-			accepted := make(chan net.Conn, 1)
-			go func() {
-				sc, _ := ln.Accept()
-				accepted <- sc
-			}()
-			d := testDialer()
-			d.Check = mode
-			d.FlushTimeout = short.Limit(500 * time.Millisecond)
-			rc, err := d.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				<-accepted
-				return nil, nil, nil, err
-			}
-			sc := <-accepted
-			if sc == nil {
-				rc.Close()
-				return nil, nil, nil, errors.New("accept failed")
-			}
-			stop = func() {
-				rc.Close()
-				sc.Close()
-			}
-			if reconnFirst {
-				return rc, sc, stop, nil
-			}
-			return sc, rc, stop, nil
+// testConformance runs x/net/nettest's conformance suite on Conns dialed
+// by d, first as the first end of each pair and then as the second.
+func testConformance(t *testing.T, name string, d *reconn.Dialer) {
+	for _, reconnFirst := range []bool{true, false} {
+		sub := name + "/ReconnFirst"
+		if !reconnFirst {
+			sub = name + "/ReconnSecond"
+		}
+		t.Run(sub, func(t *testing.T) {
+			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					return nil, nil, nil, err
+				}
+				defer ln.Close() // a redial would fail: none is expected
+				dd := *d
+				dd.FlushTimeout = short.Limit(500 * time.Millisecond)
+				// An Async Dial returns before its writer connects: the
+				// accept waits for it either way.
+				rc, err := dd.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					return nil, nil, nil, err
+				}
+				sc, err := ln.Accept()
+				if err != nil {
+					rc.Close()
+					return nil, nil, nil, err
+				}
+				stop = func() {
+					rc.Close()
+					sc.Close()
+				}
+				if reconnFirst {
+					return rc, sc, stop, nil
+				}
+				return sc, rc, stop, nil
+			})
 		})
-	})
+	}
 }
 
 // TestCloseBetweenMessages is the seed scenario at a low rate: the server

@@ -3,12 +3,10 @@
 package reconn_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
 	"os"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,13 +24,16 @@ import (
 // those messages would arrive twice.
 func TestReplayStoppedByDeadline(t *testing.T) {
 	primary := newPrivateServer(t)
-	gated := newGatedServer(t)
+	// It reads nothing until its gate opens, with small receive buffers.
+	gated := newTestServer(t, serverOptions{mode: lines, gated: true, control: func(_, _ string, rc syscall.RawConn) error {
+		return setBuffer(rc, unix.SO_RCVBUF) // accepted sockets inherit it
+	}})
 	d := testDialer()
 	d.Check = reconn.CheckState // no recovery in the background
-	d.Fallbacks = []string{gated.ln.Addr().String()}
+	d.Fallbacks = []string{gated.addr().String()}
 	d.Dialer = dialerFunc(func(ctx context.Context, network, address string) (net.Conn, error) {
 		var nd net.Dialer
-		if address == gated.ln.Addr().String() {
+		if address == gated.addr().String() {
 			// A small send buffer: the replay soon waits for the server.
 			nd.Control = func(_, _ string, rc syscall.RawConn) error {
 				return setBuffer(rc, unix.SO_SNDBUF)
@@ -106,7 +107,8 @@ func TestReplayStoppedByDeadline(t *testing.T) {
 	if err := primary.WaitEOF(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got := gated.wait(t)
+	gated.stop(t)
+	got := gated.got
 
 	s := c.Stats()
 	r := primary.Report(total)
@@ -115,7 +117,7 @@ func TestReplayStoppedByDeadline(t *testing.T) {
 		dup += k - 1
 	}
 	t.Logf("%d held bytes; the primary processed %d messages, the fallback %d over %d connections, %d twice; %d redials, %d re-sent",
-		held, r.Received, len(got), gated.accepted(), dup, s.Redials, s.ResentMessages)
+		held, r.Received, len(got), gated.accepted, dup, s.Redials, s.ResentMessages)
 	if dup != 0 || r.Duplicated != 0 || r.Received+len(got) != total {
 		t.Errorf("of %d messages the primary processed %d (%d twice) and the fallback %d (%d twice); want each once", total, r.Received, r.Duplicated, len(got), dup)
 	}
@@ -132,92 +134,4 @@ func setBuffer(rc syscall.RawConn, opt int) error {
 		return err
 	}
 	return serr
-}
-
-// gatedServer accepts connections with small receive buffers and reads
-// none of them until openGate; it then counts the messages of each line.
-type gatedServer struct {
-	ln   net.Listener
-	gate chan struct{}
-	wg   sync.WaitGroup
-
-	mu    sync.Mutex
-	got   map[int]int
-	conns int
-}
-
-func newGatedServer(t *testing.T) *gatedServer {
-	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		return setBuffer(rc, unix.SO_RCVBUF) // accepted sockets inherit it
-	}}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gatedServer{ln: ln, gate: make(chan struct{}), got: make(map[int]int)}
-	g.wg.Go(g.accept)
-	t.Cleanup(func() {
-		ln.Close()
-		g.openGate()
-		g.wg.Wait()
-	})
-	return g
-}
-
-func (g *gatedServer) accept() {
-	for {
-		nc, err := g.ln.Accept()
-		if err != nil {
-			return
-		}
-		g.mu.Lock()
-		g.conns++
-		g.mu.Unlock()
-		g.wg.Go(func() {
-			defer nc.Close()
-			<-g.gate
-			sc := bufio.NewScanner(nc)
-			for sc.Scan() {
-				if seq, ok := faultnet.ParseSeq(sc.Bytes()); ok {
-					g.mu.Lock()
-					g.got[seq]++
-					g.mu.Unlock()
-				}
-			}
-		})
-	}
-}
-
-func (g *gatedServer) openGate() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	select {
-	case <-g.gate:
-	default:
-		close(g.gate)
-	}
-}
-
-func (g *gatedServer) accepted() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.conns
-}
-
-// wait stops accepting, waits until every connection reached its end, and
-// returns how many times each message arrived.
-func (g *gatedServer) wait(t *testing.T) map[int]int {
-	t.Helper()
-	g.ln.Close()
-	done := make(chan struct{})
-	go func() { g.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-testContext(t).Done():
-		t.Fatal("the fallback's connections did not end")
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.got
 }

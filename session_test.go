@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 
 	"github.com/reconn/reconn"
@@ -54,64 +53,6 @@ func (s *lineSession) Close(ctx context.Context, nc net.Conn, n int64) error {
 	return nil
 }
 
-// lineServer answers each message of a lineProtocol session and records
-// the messages by text.
-type lineServer struct {
-	ln  net.Listener
-	wg  sync.WaitGroup
-	mu  sync.Mutex
-	got map[string]int
-}
-
-func newLineServer(t *testing.T) *lineServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &lineServer{ln: ln, got: make(map[string]int)}
-	s.wg.Go(func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Go(func() { s.serve(nc) })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		s.wg.Wait()
-	})
-	return s
-}
-
-func (s *lineServer) serve(nc net.Conn) {
-	defer nc.Close()
-	r := bufio.NewScanner(nc)
-	for r.Scan() {
-		n, msg, ok := cut(r.Text())
-		if !ok {
-			return
-		}
-		s.mu.Lock()
-		s.got[msg]++
-		s.mu.Unlock()
-		if _, err := fmt.Fprintf(nc, "%s\n", n); err != nil {
-			return
-		}
-	}
-}
-
-func cut(line string) (n, msg string, ok bool) {
-	for i := range line {
-		if line[i] == ' ' {
-			return line[:i], line[i+1:], true
-		}
-	}
-	return "", "", false
-}
-
 // TestSessionLimitRotatesOnce checks that a session that reaches its
 // limit of messages is replaced by exactly one new one, while the Conn is
 // open and while Close flushes: the writer looks at the limit each time
@@ -120,12 +61,12 @@ func cut(line string) (n, msg string, ok bool) {
 // run once Close had begun.
 func TestSessionLimitRotatesOnce(t *testing.T) {
 	platformtest.NeedKernelSockets(t, "a protocol session's answers over TCP")
-	srv := newLineServer(t)
+	srv := newTestServer(t, serverOptions{mode: answer})
 	cd := newCountingDialer()
 	d := testDialer()
 	d.Dialer = cd
 	const limit, total = 10, 95
-	nc, err := proto.Dial(context.Background(), d, lineProtocol{window: 4, limit: limit}, "tcp", srv.ln.Addr().String())
+	nc, err := proto.Dial(context.Background(), d, lineProtocol{window: 4, limit: limit}, "tcp", srv.addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +97,7 @@ func TestSessionLimitRotatesOnce(t *testing.T) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	for i := range total {
-		if n := srv.got[fmt.Sprintf("m%d", i)]; n != 1 {
+		if n := srv.texts[fmt.Sprintf("m%d", i)]; n != 1 {
 			t.Errorf("message %d arrived %d times; want once", i, n)
 		}
 	}
