@@ -28,7 +28,7 @@ const (
 	// unix systems, and CheckNone on js, wasip1 and plan9. On Linux a
 	// check before each Write (CheckState or CheckPeek) measured 1.2 to
 	// 1.8 times the cost of a plain TCP write, since it adds a system call
-	// to one; CheckWatch measured the same as no check (see the README),
+	// to one; CheckWatch measured the same as no check (docs/measured.md),
 	// and replay covers the few microseconds by which its event may trail
 	// the kernel.
 	CheckDefault CheckMode = 0

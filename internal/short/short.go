@@ -1,7 +1,7 @@
 // Package short holds the one rule by which -short skips a test, for every
 // package of this module, so that emulated or slow machines can run all
-// the others (README.md, "Other architectures"), and the one rule for what
-// changes when the CPU or the system calls are emulated.
+// the others (docs/testing.md, "Other architectures"), and the one rule
+// for what changes when the CPU or the system calls are emulated.
 //
 // A test is heavy when what it costs is volume or time by design, not the
 // path it checks: a measurement (allocations, memory, a comparison table),
