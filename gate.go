@@ -91,25 +91,37 @@ func (g *gate) unlockFast() {
 	}
 }
 
-// takeTok takes tok, waiting until bound, called again each time the
-// gate changes, ends: while the holder recovers, the bound may be a
-// narrower one. It returns the context that ended the wait, or nil.
-func (g *gate) takeTok(bound func() context.Context) context.Context {
+// takeTok takes tok, waiting until ctx ends, or, while the holder
+// recovers, until recovery() ends if recovery is not nil: a waiter for a
+// holder that is replacing a dead link counts RedialTimeout too. It
+// returns the context that ended the wait, or nil.
+func (g *gate) takeTok(ctx context.Context, recovery func() context.Context) context.Context {
 	select {
 	case g.tok <- struct{}{}:
 		return nil
 	default:
 	}
-	g.sig.enter()
-	defer g.sig.leave()
-	for {
-		ch := g.sig.wait()
-		ctx := bound()
+	if recovery == nil {
 		select {
 		case g.tok <- struct{}{}:
 			return nil
 		case <-ctx.Done():
 			return ctx
+		}
+	}
+	g.sig.enter()
+	defer g.sig.leave()
+	for {
+		ch := g.sig.wait() // kicked when recovering changes
+		bound := ctx
+		if g.recovering.Load() {
+			bound = recovery()
+		}
+		select {
+		case g.tok <- struct{}{}:
+			return nil
+		case <-bound.Done():
+			return bound
 		case <-ch:
 		}
 	}
@@ -146,7 +158,7 @@ func (g *gate) quiesce(ctx context.Context) error {
 
 // lockCtx takes the right for the slow path, or gives up when ctx ends.
 func (g *gate) lockCtx(ctx context.Context) (hold, error) {
-	if ended := g.takeTok(func() context.Context { return ctx }); ended != nil {
+	if ended := g.takeTok(ctx, nil); ended != nil {
 		return hold{}, context.Cause(ended)
 	}
 	if err := g.quiesce(ctx); err != nil {

@@ -45,7 +45,7 @@ func TestQuiesceNotOvertaken(t *testing.T) {
 	o := c.newOp(c.life, ctx, time.Time{}, false)
 	defer o.end()
 	g := &c.gate
-	if ended := g.takeTok(func() context.Context { return o.ctx }); ended != nil {
+	if ended := g.takeTok(o.ctx, nil); ended != nil {
 		t.Fatal(context.Cause(ended))
 	}
 	// A fast Write in progress: the holder of tok must wait for it.

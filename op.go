@@ -147,12 +147,7 @@ func (o *op) redialCtx() context.Context {
 // is replacing a dead link.
 func (o *op) lock() (hold, error) {
 	g := &o.c.gate
-	ended := g.takeTok(func() context.Context {
-		if g.recovering.Load() {
-			return o.redialCtx()
-		}
-		return o.ctx
-	})
+	ended := g.takeTok(o.ctx, o.redialCtx)
 	if ended != nil {
 		if o.last == nil && ended == o.redial {
 			// The holder's recovery has failed so far for this reason.

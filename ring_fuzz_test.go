@@ -24,15 +24,20 @@ type ringModel struct {
 
 type modelMsg struct {
 	data    []byte
+	end     int64 // stream offset after it
 	linkEnd int64
 }
 
 func (m *ringModel) end() int64 {
-	e := m.start
-	for _, msg := range m.msgs {
-		e += int64(len(msg.data))
+	if len(m.msgs) == 0 {
+		return m.start
 	}
-	return e
+	return m.msgs[len(m.msgs)-1].end
+}
+
+// push appends a message of data, carried up to linkEnd.
+func (m *ringModel) push(data []byte, linkEnd int64) {
+	m.msgs = append(m.msgs, modelMsg{data, m.end() + int64(len(data)), linkEnd})
 }
 
 func (m *ringModel) usage() int64 {
@@ -43,18 +48,14 @@ func (m *ringModel) fits(n int) bool { return m.usage()+int64(n)+heldSize <= m.m
 
 // ends returns the stream offset after message i; ends(-1) is start.
 func (m *ringModel) ends(i int) int64 {
-	e := m.start
-	for _, msg := range m.msgs[:i+1] {
-		e += int64(len(msg.data))
+	if i < 0 {
+		return m.start
 	}
-	return e
+	return m.msgs[i].end
 }
 
 func (m *ringModel) drop(k int) (int, int64) {
-	var n int64
-	for _, msg := range m.msgs[:k] {
-		n += int64(len(msg.data))
-	}
+	n := m.ends(k-1) - m.start
 	m.msgs = m.msgs[k:]
 	m.start += n
 	m.ms -= k
@@ -115,7 +116,7 @@ func FuzzRing(f *testing.F) {
 				b := message(n)
 				m.link += int64(n)
 				r.push(b, m.link)
-				m.msgs = append(m.msgs, modelMsg{b, m.link})
+				m.push(b, m.link)
 				m.ms, m.sent = len(m.msgs), m.end()
 				what = fmt.Sprintf("push %d", n)
 			case 1: // an Async Write: held, not yet written
@@ -125,7 +126,7 @@ func FuzzRing(f *testing.F) {
 				}
 				b := message(n)
 				r.add(b, notOnLink)
-				m.msgs = append(m.msgs, modelMsg{b, notOnLink})
+				m.push(b, notOnLink)
 				what = fmt.Sprintf("add %d", n)
 			case 2: // a write of part of what is not yet on the link
 				left := int(m.end() - m.sent)
@@ -224,10 +225,7 @@ func FuzzRing(f *testing.F) {
 // fitsAfter reports whether a message of n bytes fits once the first j
 // messages are dropped.
 func (m *ringModel) fitsAfter(j, n int) bool {
-	u := m.usage()
-	for _, msg := range m.msgs[:j] {
-		u -= int64(len(msg.data)) + heldSize
-	}
+	u := m.usage() - (m.ends(j-1) - m.start) - int64(j)*heldSize
 	return u+int64(n)+heldSize <= m.max
 }
 
