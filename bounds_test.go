@@ -149,6 +149,10 @@ func healingConn(t *testing.T, d *reconn.Dialer, fault func(*faultnet.Server)) *
 	d.Dialer = cd
 	// Close, when the test ends, need not redial for long.
 	d.FlushTimeout = 100 * time.Millisecond
+	// A FIN from a server whose kernel acknowledged nothing reads as a
+	// receiver that half-closed at accept: the Conn finds the server
+	// gone only when its message times out.
+	d.UserTimeout = time.Second
 	c := dialServer(t, d, srv)
 	cd.wait(t, 1)
 	blackhole(t, srv)
