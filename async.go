@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -30,6 +31,10 @@ type writer struct {
 	stopping  atomic.Bool  // Close ends the writer: every link's writes end at once
 
 	failed atomic.Pointer[error] // set after RedialTimeout down, cleared when up
+
+	lastCheckpoint time.Time     // of the spool; the writer's goroutine's own
+	syncDone       chan struct{} // closed to stop the spool's sync goroutine; nil if none
+	syncWG         sync.WaitGroup
 }
 
 // startWriter makes c asynchronous: it starts the writer, which dials the
@@ -46,6 +51,10 @@ func (c *Conn) startWriter() {
 	w.o = c.newOp(drain, nil, time.Time{}, false)
 	w.o.writer = true
 	c.w = w
+	if every := c.cfg.spoolSync; c.spool != nil && every > 0 {
+		w.syncDone = make(chan struct{})
+		w.syncWG.Go(func() { w.syncSpool(every) })
+	}
 	w.signal()
 	go w.run()
 }
@@ -109,6 +118,10 @@ func (w *writer) stop() {
 	w.c.cur.Load().nc.SetWriteDeadline(aLongTimeAgo)
 	w.c.mu.Unlock()
 	<-w.done
+	if w.syncDone != nil {
+		close(w.syncDone)
+		w.syncWG.Wait()
+	}
 	w.o.end()
 }
 
@@ -123,13 +136,21 @@ func (w *writer) roomMade() {
 func (w *writer) run() {
 	defer close(w.done)
 	o := w.o
+	// again wakes the writer to look once more while messages wait in
+	// the spool for room in the ring, which only acknowledgements make.
+	again := time.NewTimer(time.Hour)
+	again.Stop()
+	defer again.Stop()
+	d := 50 * time.Microsecond
 	for {
 		select {
 		case <-w.wake:
+		case <-again.C:
 		case <-o.ctx.Done():
 			return
 		}
-		if !w.pump() {
+		more, ok := w.pump()
+		if !ok {
 			return
 		}
 		// OnRedial runs without the right to write held.
@@ -139,16 +160,24 @@ func (w *writer) run() {
 			}
 		}
 		o.events = o.events[:0]
+		w.checkpoint()
+		if more {
+			again.Reset(d)
+			d = min(2*d, 10*time.Millisecond)
+		} else {
+			d = 50 * time.Microsecond
+		}
 	}
 }
 
 // pump sends everything not yet sent, redialing as needed. It reports
-// false when the writer must stop.
-func (w *writer) pump() bool {
+// whether messages wait in the spool for room in the ring, and false for
+// ok when the writer must stop.
+func (w *writer) pump() (more, ok bool) {
 	c, o := w.c, w.o
 	h, err := c.gate.lockCtx(o.ctx)
 	if err != nil {
-		return false
+		return false, false
 	}
 	defer c.gate.unlock(h)
 	for {
@@ -156,24 +185,26 @@ func (w *writer) pump() bool {
 		c.check(h, l)
 		if l.state != healthy {
 			c.settle(h, l)
-			if c.held() == 0 && w.gotConn.Load() {
+			if c.held() == 0 && !c.spilled() && w.gotConn.Load() {
 				// Nothing to deliver: redial when a Write needs it.
-				return true
+				return false, true
 			}
 			o.attempts, o.last = 0, nil
-			if err := c.redial(h, o, l, !w.gotConn.Load()); err != nil {
-				return o.ctx.Err() == nil
+			if err := c.redial(h, o, l, !w.gotConn.Load() || c.spilled()); err != nil {
+				return false, o.ctx.Err() == nil
 			}
 			continue
 		}
+		c.loadSpilled(h)
 		if _, _, err := c.send(h, o, l); err != nil {
 			if l.state == healthy {
-				return false // Close stopped the write
+				return false, false // Close stopped the write
 			}
 			continue // l is dead: redial
 		}
+		spilled := c.spilled()
 		c.lockRing()
-		trim := c.ring.usage() >= c.ring.mark || w.roomWait.Load() > 0 || l.sess != nil
+		trim := c.ring.usage() >= c.ring.mark || w.roomWait.Load() > 0 || l.sess != nil || spilled
 		k := 0
 		if !l.ackable {
 			// Nothing will confirm what l carried: keep an eighth of
@@ -194,7 +225,7 @@ func (w *writer) pump() bool {
 			c.ring.remark()
 			c.unlockRing()
 		}
-		return true
+		return spilled, true
 	}
 }
 
@@ -210,7 +241,8 @@ func (c *Conn) writeAsync(b []byte) (int, error) {
 	if int64(len(b))+heldSize > c.ring.max || (c.cfg.proto != nil && len(b) > c.cfg.proto.MaxMessage()) {
 		return 0, c.writeError(ErrTooLarge)
 	}
-	if err := c.w.err(); err != nil {
+	if err := c.w.err(); err != nil && c.spool == nil {
+		// With a spool, Writes go on through the outage.
 		return 0, c.writeError(err)
 	}
 	if err := c.reportRefusal(); err != nil {
@@ -226,21 +258,34 @@ func (c *Conn) writeAsync(b []byte) (int, error) {
 		c.rmu.Unlock()
 		return 0, c.writeError(net.ErrClosed)
 	}
-	if !c.ring.fits(len(b)) {
-		c.rmu.Unlock()
+	took, err := c.enqueue(b)
+	c.rmu.Unlock()
+	if err != nil {
+		return 0, c.writeError(err)
+	}
+	if !took {
 		return c.writeFull(b)
 	}
-	c.enqueue(b)
-	c.rmu.Unlock()
 	c.w.signal()
 	return len(b), nil
 }
 
-// enqueue appends b to the ring as a message not yet sent. c.rmu is held.
-func (c *Conn) enqueue(b []byte) {
+// enqueue takes b as a message not yet sent: into the ring, and with a
+// spool into its files first. It reports false if there is no room (in
+// the ring, or in a spool at its limit), and the error of a spool that
+// could not take it (a full disk, say). c.rmu is held.
+func (c *Conn) enqueue(b []byte) (bool, error) {
+	fits := c.ring.fits(len(b))
+	if c.spool != nil {
+		return c.spoolAppend(b, fits)
+	}
+	if !fits {
+		return false, nil
+	}
 	c.st.messages.Add(1)
 	c.st.bytes.Add(int64(len(b)))
 	c.ring.add(b, notOnLink)
+	return true, nil
 }
 
 // writeFull is writeAsync when the ring is full: it fails at once with
@@ -268,8 +313,12 @@ func (c *Conn) writeFull(b []byte) (int, error) {
 			c.rmu.Unlock()
 			return 0, c.writeError(net.ErrClosed)
 		}
-		if c.ring.fits(len(b)) {
-			c.enqueue(b)
+		took, err := c.enqueue(b)
+		if err != nil {
+			c.rmu.Unlock()
+			return 0, c.writeError(err)
+		}
+		if took {
 			c.rmu.Unlock()
 			c.w.signal()
 			return len(b), nil
@@ -296,7 +345,7 @@ func (c *Conn) writeFull(b []byte) (int, error) {
 				}
 			}
 		}
-		if err := c.w.err(); err != nil {
+		if err := c.w.err(); err != nil && c.spool == nil {
 			return 0, c.writeError(err)
 		}
 		// The writer asks for the acknowledgements that make room: wake

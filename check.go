@@ -151,8 +151,13 @@ func (c *Conn) trimTo(h hold, acked int64) {
 
 // count counts messages that left the ring, before anything else can
 // enter it: Stats reads the held count as what came in less what left.
+// With a spool, they are its oldest unconfirmed ones. c.rmu is held where
+// Write appends without the right (Async).
 func (c *Conn) count(k int, n int64) {
 	if k > 0 {
+		if c.spool != nil {
+			c.spool.Confirm(k)
+		}
 		c.st.confirmed.Add(int64(k))
 		c.st.confirmedBytes.Add(n)
 	}

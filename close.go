@@ -53,6 +53,7 @@ func (c *Conn) Close() error {
 		err = c.flushAll()
 	}
 	c.w.stop()
+	c.closeSpool(err == nil)
 	if h, lerr := c.gate.lockCtx(c.base); lerr == nil {
 		defer c.gate.unlock(h)
 		if l := c.cur.Load(); l.sess != nil && l.state == healthy {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/reconn/reconn/internal/spool"
 )
 
 // Conn is a net.Conn whose Write checks the connection, redials and
@@ -29,6 +31,9 @@ type Conn struct {
 	life context.Context         // base, ended by Close with net.ErrClosed
 	end  context.CancelCauseFunc // ends life
 	w    *writer                 // the Async writer (async.go); nil in the synchronous mode
+	// spool extends the ring onto disk (spool.go); nil without
+	// SpoolDir. Its methods take its own lock, after rmu.
+	spool *spool.Spool
 
 	// The right to write (gate.go) guards cur's use and replacement, and
 	// the ring. With Async, Write appends to the ring without the right,

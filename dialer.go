@@ -107,6 +107,7 @@ const (
 	defaultFailback      = 30 * time.Second
 	defaultHandoff       = 2 * time.Second
 	defaultAttempt       = 30 * time.Second // one dial attempt, when UserTimeout is negative
+	defaultSpoolLimit    = 1 << 30
 )
 
 // A Dialer contains options for connecting to an address and keeping the
@@ -288,6 +289,59 @@ type Dialer struct {
 	// buffer full, before it waits or fails; it must not block.
 	OnFull func()
 
+	// SpoolDir, if not empty, keeps every message written and not yet
+	// confirmed in files in this directory (made if missing), so that
+	// what Write accepted survives the process's death and outages
+	// longer than ReplayBuffer. With SpoolDir the Conn works as with
+	// Async: DialContext returns without waiting for the server, Write
+	// copies the message into the spool, then into the replay buffer if
+	// it has room, and returns; the writer sends, in order, what waits
+	// on disk as acknowledgements make room. Write does not fail while
+	// the server is down (RedialTimeout does not apply to it) until the
+	// spool reaches SpoolLimit; there FailWhenFull applies, as to a full
+	// replay buffer. A message leaves the spool once it is confirmed (by
+	// the peer's kernel, or, with package relp, by the server's answer),
+	// which the Conn records now and then, and at Close; a later Conn on
+	// the same directory first sends, in the original order, everything
+	// the spool still holds unconfirmed. Messages sent before the
+	// process died and not yet confirmed may arrive twice; none is lost,
+	// and none that was never sent arrives twice.
+	//
+	// Records are checksummed: one that is damaged is skipped, never
+	// sent, counted in Stats.SpoolDamaged and passed to OnSpoolDamage;
+	// one cut short by the process's death is dropped (its Write had not
+	// returned). A directory is used by one Conn at a time: a second
+	// Conn on it, in this process or another, fails DialContext, as do a
+	// SpoolDir that is not a directory or cannot be written, and files
+	// of a newer format, with an error that names them. On a full disk,
+	// the Write that needs a new segment file fails with the error
+	// (ENOSPC), and nothing already spooled is lost.
+	//
+	// SpoolDir needs shared file mappings: Linux, darwin, the BSDs,
+	// illumos, AIX and Windows have them; on js, wasip1 and plan9 it
+	// fails DialContext. See docs/spool.md for the format.
+	SpoolDir string
+
+	// SpoolLimit bounds the bytes of the spool's files; it is made of
+	// segment files of 8 MiB (larger if ReplayBuffer is), at least two.
+	// If zero, the default is 1 GiB. A negative value fails DialContext.
+	SpoolLimit int64
+
+	// SpoolSync chooses when the spool reaches the disk. A message is in
+	// the system's page cache once Write returns, which survives the
+	// process's death but not the machine's. If zero (the default), the
+	// Conn never asks for more: the system writes its pages out in its
+	// own time (within about 30 seconds on Linux). If positive, the spool
+	// is written out that often, so a machine's crash loses at most that
+	// much. If negative, each Write writes its message out before it
+	// returns, which costs a disk write per message.
+	SpoolSync time.Duration
+
+	// OnSpoolDamage, if not nil, is called with a *SpoolDamageError for
+	// every run of damaged records the spool skips, from DialContext or
+	// from the writer; it must not block.
+	OnSpoolDamage func(error)
+
 	// OnRedial, if not nil, is called after each successful redial, from
 	// the goroutine whose Write, Flush or Close found the connection dead,
 	// before that call returns; in CheckWatch mode, also from a background
@@ -425,6 +479,11 @@ func (d *Dialer) dialWith(ctx context.Context, network, address string, p proto.
 	if cfg.async {
 		c := newConn(cfg, ctx)
 		c.cur.Store(placeholderLink(cfg))
+		if cfg.spoolDir != "" {
+			if err := c.openSpool(); err != nil {
+				return nil, &net.OpError{Op: "dial", Net: network, Addr: dialAddr{network, address}, Err: err}
+			}
+		}
 		c.downSince.Store(time.Now().UnixNano())
 		c.startWriter()
 		return c, nil
@@ -466,6 +525,10 @@ type config struct {
 	failWhenFull    bool
 	onFull          func()
 	onRedial        func(RedialEvent)
+	spoolDir        string
+	spoolLimit      int64
+	spoolSync       time.Duration
+	onSpoolDamage   func(error)
 }
 
 // configError reports a Dialer field that cannot work.
@@ -514,11 +577,27 @@ func (d *Dialer) resolve(network, address string) (*config, error) {
 		failWhenFull:  d.FailWhenFull,
 		onFull:        d.OnFull,
 		onRedial:      d.OnRedial,
+		spoolDir:      d.SpoolDir,
+		spoolLimit:    d.SpoolLimit,
+		spoolSync:     d.SpoolSync,
+		onSpoolDamage: d.OnSpoolDamage,
 	}
 	if d.Async && d.ReplayBuffer < 0 {
 		return nil, &configError{"ReplayBuffer", "is negative (replay off), which Async cannot work without"}
 	}
-	if d.Async || len(d.Fallbacks) > 0 {
+	if d.SpoolDir != "" {
+		if d.ReplayBuffer < 0 {
+			return nil, &configError{"ReplayBuffer", "is negative (replay off), which SpoolDir cannot work without"}
+		}
+		if d.SpoolLimit < 0 {
+			return nil, &configError{"SpoolLimit", "is negative (" + itoa(d.SpoolLimit) + ")"}
+		}
+		cfg.async = true
+		if cfg.spoolLimit == 0 {
+			cfg.spoolLimit = defaultSpoolLimit
+		}
+	}
+	if cfg.async || len(d.Fallbacks) > 0 {
 		if err := checkAddress(network, address); err != nil {
 			return nil, err
 		}

@@ -31,6 +31,28 @@ var (
 	ErrPeerReset  = errors.New("reconn: connection reset or timed out")
 )
 
+// ErrSpoolInUse is wrapped by the error of a DialContext whose
+// Dialer.SpoolDir another Conn, in this process or another, is using.
+// Test for it with errors.Is.
+var ErrSpoolInUse = errors.New("reconn: the spool directory is in use by another Conn")
+
+// SpoolDamageError describes damaged records that a Conn found in its
+// spool (see Dialer.SpoolDir) and skipped: their messages were not sent.
+// It is passed to Dialer.OnSpoolDamage and recorded as Stats.LastError.
+type SpoolDamageError struct {
+	File     string // the spool's file
+	Offset   int64  // where the damage begins in it
+	Messages int    // the messages skipped, as the records' sequence numbers tell; 0 if unknown
+}
+
+func (e *SpoolDamageError) Error() string {
+	s := "reconn: damaged spool data skipped in " + e.File + " at offset " + itoa(e.Offset)
+	if e.Messages > 0 {
+		s += " (" + itoa(int64(e.Messages)) + " messages)"
+	}
+	return s
+}
+
 // UnconfirmedError is returned, wrapped in a *net.OpError, by Close and
 // Flush when they gave up before the peer's kernel had acknowledged every
 // message written. Test for it with errors.As.

@@ -47,6 +47,10 @@ type flushState struct {
 	known    bool  // target is set
 	messages int   // unconfirmed before target at the last look
 	bytes    int64
+
+	// With a spool, the target is the spool's mark instead: messages
+	// that wait in the spool are in no ring offset yet.
+	spoolSeq, spoolOff uint64
 }
 
 // flushStep looks once at what is confirmed up to the flush's target,
@@ -59,6 +63,9 @@ func (c *Conn) flushStep(h hold, o *op, f *flushState, final bool) (bool, error)
 	c.lockRing()
 	if !f.known {
 		f.target, f.known = c.ring.end, true
+		if c.spool != nil {
+			f.spoolSeq, f.spoolOff = c.spool.Mark()
+		}
 	}
 	c.unlockRing()
 	for {
@@ -72,7 +79,7 @@ func (c *Conn) flushStep(h hold, o *op, f *flushState, final bool) (bool, error)
 				}
 				continue
 			}
-			if !l.ackable && c.sentUpTo(f.target) {
+			if !l.ackable && c.sentUpTo(f.target) && (c.spool == nil || c.spool.LoadedBefore(f.spoolSeq)) {
 				return true, nil // nothing can confirm it
 			}
 			c.refresh(h, l)
@@ -81,7 +88,7 @@ func (c *Conn) flushStep(h hold, o *op, f *flushState, final bool) (bool, error)
 			return true, nil
 		}
 		if l.state == healthy {
-			if final && c.sentUpTo(math.MaxInt64) {
+			if final && c.sentUpTo(math.MaxInt64) && !c.spilled() {
 				l.closeWrite(h)
 			}
 			return false, nil
@@ -108,6 +115,11 @@ func (c *Conn) flushStep(h hold, o *op, f *flushState, final bool) (bool, error)
 // unconfirmedUpTo records and returns the number of held messages that
 // end before the flush's target.
 func (c *Conn) unconfirmedUpTo(f *flushState) int {
+	if c.spool != nil {
+		n, bytes := c.spool.UnconfirmedBefore(f.spoolSeq, f.spoolOff)
+		f.messages, f.bytes = int(n), int64(bytes)
+		return f.messages
+	}
 	c.lockRing()
 	f.messages, f.bytes = c.ring.upTo(f.target)
 	c.unlockRing()

@@ -2,6 +2,7 @@ package reconn_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"net"
 	"strconv"
@@ -43,6 +44,13 @@ type serverOptions struct {
 	// control, if set, runs on the listening socket (accepted sockets
 	// inherit its options).
 	control func(network, address string, rc syscall.RawConn) error
+	// addr is the address to listen on; a free port of 127.0.0.1 if
+	// empty.
+	addr string
+	// verify, in lines mode, checks each message against what
+	// faultnet.AppendMessage makes for its sequence number, and counts
+	// the others in invalid.
+	verify bool
 }
 
 // testServer is a loopback TCP server that serves each connection in a
@@ -61,6 +69,8 @@ type testServer struct {
 	changed  chan struct{} // closed and replaced on every change
 	conns    []net.Conn
 	got      map[int]int    // lines: times each sequence number arrived
+	order    []int          // lines: the sequence numbers in the order they arrived
+	invalid  int            // lines with verify: messages that are not what their sequence number says
 	texts    map[string]int // answer: times each text arrived
 	accepted int
 	ended    int
@@ -74,7 +84,11 @@ func newTestServer(tb testing.TB, opt serverOptions) *testServer {
 	tb.Helper()
 	lc := net.ListenConfig{Control: opt.control}
 	lc.SetMultipathTCP(false) // compare plain TCP with plain TCP
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	addr := opt.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -146,9 +160,18 @@ func (s *testServer) serve(nc net.Conn) {
 			if err != nil {
 				return // a partial line is not a message
 			}
-			if seq, ok := faultnet.ParseSeq(line); ok {
-				s.update(func() { s.got[seq]++ })
+			seq, ok := faultnet.ParseSeq(line)
+			if ok && s.opt.verify && !bytes.Equal(line, faultnet.AppendMessage(nil, faultnet.Newline, seq, len(line))) {
+				ok = false
 			}
+			if !ok {
+				s.update(func() { s.invalid++ })
+				continue
+			}
+			s.update(func() {
+				s.got[seq]++
+				s.order = append(s.order, seq)
+			})
 		}
 	case answer:
 		r := bufio.NewScanner(nc)

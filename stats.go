@@ -58,6 +58,12 @@ type Stats struct {
 	Rotations int64
 	Address   string
 
+	// SpoolBytes is the disk the spool's files take (see
+	// Dialer.SpoolDir), and SpoolDamaged the messages it skipped as
+	// damaged, never sent.
+	SpoolBytes   int64
+	SpoolDamaged int64
+
 	// DownSince is when the current connection was found dead, or, with
 	// Async, when the Conn was dialed, until a connection is up; it is
 	// zero while one is.
@@ -74,6 +80,7 @@ type counters struct {
 	confirmed, confirmedBytes        atomic.Int64 // messages that left the replay buffer
 	resentMessages, resentBytes      atomic.Int64
 	rejected, refused                atomic.Int64
+	spoolDamaged                     atomic.Int64
 	failovers, failbacks, rotations  atomic.Int64
 	lastErr                          atomic.Pointer[error]
 }
@@ -86,6 +93,13 @@ func (c *Conn) Stats() Stats {
 		c.rmu.Lock()
 		s.Unsent, s.UnsentBytes = int64(c.ring.mn-c.ring.ms), c.ring.end-c.ring.sent
 		c.rmu.Unlock()
+	}
+	if c.spool != nil {
+		n, bytes, spilled, spilledBytes := c.spool.Pending()
+		s.Pending, s.PendingBytes = int64(n), int64(bytes)
+		s.Unsent, s.UnsentBytes = s.Unsent+int64(spilled), s.UnsentBytes+int64(spilledBytes)
+		s.SpoolBytes, _ = c.spool.Stats()
+		s.SpoolDamaged = c.st.spoolDamaged.Load()
 	}
 	if ns := c.downSince.Load(); ns != 0 {
 		s.DownSince = time.Unix(0, ns)

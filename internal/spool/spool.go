@@ -1,0 +1,680 @@
+// Package spool keeps a Conn's messages in files until they are
+// confirmed: a log of checksummed records in segment files of a fixed
+// size, mapped into memory, with a checkpoint of what is confirmed.
+//
+// A record copied into a segment's shared mapping is in the page cache
+// when Append returns, so the process may die at once without losing it;
+// whether it survives the machine's death depends on when the caller asks
+// for Sync. Reading it back needs no system call either.
+//
+// Three cursors walk the records in order: confirm (the first record not
+// yet confirmed), load (the first one not yet handed to the caller's
+// memory buffer) and the end (where the next record goes). Records between
+// confirm and load are in the caller's buffer, in the same order; those
+// between load and the end wait on disk only ("spilled"). A segment is
+// deleted once the confirm cursor has left it and a checkpoint says so.
+//
+// All methods may be called from several goroutines; they take the
+// spool's lock, which the caller may hold its own locks around.
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+)
+
+// Errors that Open and Append return, wrapped; test with errors.Is.
+var (
+	// ErrInUse: another spool, in this process or another, has the
+	// directory.
+	ErrInUse = errors.New("spool: the directory is in use by another spool")
+	// ErrFull: the segments reached the limit; confirmations free them.
+	ErrFull = errors.New("spool: full")
+	// ErrFormat: a file of the spool is of a format this code does not
+	// know.
+	ErrFormat = errors.New("spool: unknown format")
+
+	errUnsupported = errors.New("spool: not supported on this platform (no shared file mappings)")
+)
+
+// DamageError describes damaged records that a spool skipped: a record
+// whose checksum failed, or a segment whose header did.
+type DamageError struct {
+	File    string // the segment file
+	Pos     int64  // where the damage begins in it
+	Records uint64 // how many records were skipped, as their sequence numbers tell; 0 if unknown
+}
+
+func (e *DamageError) Error() string {
+	s := fmt.Sprintf("spool: damaged data in %s at %d skipped", e.File, e.Pos)
+	if e.Records > 0 {
+		s += fmt.Sprintf(" (%d records)", e.Records)
+	}
+	return s
+}
+
+// Options configure Open.
+type Options struct {
+	Limit      int64       // the most bytes of segment files; at least two segments
+	SegSize    int         // bytes of one segment file; raised to fit a record of MaxPayload
+	MaxPayload int         // the largest record
+	SyncEach   bool        // Append writes its record to the disk before it returns
+	OnDamage   func(error) // called with a *DamageError for what is skipped; must not block
+}
+
+// DefaultSegSize is the size of a segment file unless Options say
+// otherwise.
+const DefaultSegSize = 8 << 20
+
+// A Spool is an open spool directory.
+type Spool struct {
+	dir  string
+	abs  string
+	opt  Options
+	lock *os.File
+	ckf  *os.File
+
+	// mapMu is held to unmap a segment, and shared by Sync while it
+	// writes one out, so that Sync need not hold mu meanwhile. Lock
+	// order: mu, then mapMu.
+	mapMu sync.RWMutex
+
+	mu      sync.Mutex
+	segs    []*segment // by number; the last is where records go
+	nextNum uint64     // the number of the next segment to make
+	endPos  int        // where the next record goes in the last segment
+	nextSeq uint64     // the sequence number of the next record
+	nextOff uint64     // its stream offset
+
+	// The load cursor: the next record to hand out, in segment ld.
+	spilling bool
+	ld       uint64
+	ldPos    int
+	ldSeq    uint64 // the sequence number expected there
+	ldOff    uint64 // and its stream offset
+
+	// Records handed out and not yet confirmed, oldest first.
+	out []entry
+	oh  int
+	on  int
+
+	// The confirm cursor: everything before it is confirmed.
+	cSeg       uint64
+	cPos       int
+	cSeq, cOff uint64
+
+	saved   checkpoint // the last checkpoint written
+	damaged uint64     // records skipped as damaged, since Open
+	closed  bool
+}
+
+// entry is a record handed out: where it ends, and the sequence number
+// and stream offset after it.
+type entry struct {
+	seg      uint64
+	end      int
+	seq, off uint64
+}
+
+// open holds the directories of the spools open in this process, so that
+// a second one fails even where the file lock belongs to the process.
+var open struct {
+	mu   sync.Mutex
+	dirs map[string]bool
+}
+
+// Open opens the spool in dir, making the directory if it is missing,
+// and takes it for this spool alone. It reads the checkpoint and the last
+// segment, not the others: what they hold is read as Next reaches it.
+func Open(dir string, opt Options) (*Spool, error) {
+	if !Supported {
+		return nil, errUnsupported
+	}
+	if opt.SegSize <= 0 {
+		opt.SegSize = DefaultSegSize
+	}
+	opt.SegSize = max(opt.SegSize, segHeaderSize+recordSize(opt.MaxPayload))
+	opt.SegSize = (opt.SegSize + 4095) &^ 4095
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("spool: making %s: %w", dir, err)
+	}
+	if fi, err := os.Stat(abs); err != nil {
+		return nil, err
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("spool: %s is not a directory", dir)
+	}
+	open.mu.Lock()
+	if open.dirs == nil {
+		open.dirs = make(map[string]bool)
+	}
+	if open.dirs[abs] {
+		open.mu.Unlock()
+		return nil, fmt.Errorf("spool: %s: %w (in this process)", dir, ErrInUse)
+	}
+	open.dirs[abs] = true
+	open.mu.Unlock()
+	s := &Spool{dir: dir, abs: abs, opt: opt}
+	if err := s.open(); err != nil {
+		s.release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Spool) open() error {
+	lock, err := os.OpenFile(filepath.Join(s.abs, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.lock = lock
+	if err := lockFile(lock); err != nil {
+		return fmt.Errorf("spool: %s: %w (%v)", s.dir, ErrInUse, err)
+	}
+	ckPath := filepath.Join(s.abs, checkpointFile)
+	s.ckf, err = os.OpenFile(ckPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	var slots [2 * checkpointSize]byte
+	s.ckf.ReadAt(slots[:], 0) // a short or missing file reads as no checkpoint
+	ck, haveCk, newer := latest(slots[:checkpointSize], slots[checkpointSize:])
+	if newer && !haveCk {
+		return fmt.Errorf("spool: %s is of a newer format than this program knows: %w", ckPath, ErrFormat)
+	}
+	s.saved = ck
+	if err := s.openSegments(ck, haveCk); err != nil {
+		return err
+	}
+	return nil
+}
+
+// openSegments opens the segment files, drops those that the checkpoint
+// says are confirmed, and finds the cursors.
+func (s *Spool) openSegments(ck checkpoint, haveCk bool) error {
+	names, err := filepath.Glob(filepath.Join(s.abs, segPrefix+"*"))
+	if err != nil {
+		return err
+	}
+	var nums []uint64
+	for _, p := range names {
+		if n, ok := segNum(filepath.Base(p)); ok {
+			nums = append(nums, n)
+		}
+	}
+	slices.Sort(nums)
+	for _, n := range nums {
+		path := filepath.Join(s.abs, segName(n))
+		if haveCk && n < ck.seg {
+			os.Remove(path) // confirmed; a crash came between the checkpoint and the removal
+			continue
+		}
+		seg, err := openSegment(path)
+		if errors.Is(err, errBadHeader) {
+			// A segment whose header is damaged cannot be trusted: its
+			// records are skipped, and what they held is lost.
+			s.damage(&DamageError{File: path})
+			os.Remove(path)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if seg.num != n {
+			seg.close()
+			s.damage(&DamageError{File: path})
+			os.Remove(path)
+			continue
+		}
+		s.segs = append(s.segs, seg)
+	}
+	s.nextSeq, s.nextOff, s.nextNum = ck.seq, ck.off, max(ck.seg, 1)
+	if len(s.segs) == 0 {
+		s.cSeq, s.cOff = ck.seq, ck.off
+		s.ldSeq, s.ldOff = ck.seq, ck.off
+		return nil
+	}
+	first := s.segs[0]
+	// The confirm cursor: the checkpoint's position, if its segment is
+	// still there, else the start of the first segment.
+	s.cSeg, s.cPos, s.cSeq, s.cOff = first.num, segHeaderSize, first.firstSeq, first.firstOff
+	if haveCk && ck.seg == first.num && ck.pos >= segHeaderSize && ck.pos <= first.size {
+		s.cPos, s.cSeq, s.cOff = int(ck.pos), ck.seq, ck.off
+	}
+	last := s.segs[len(s.segs)-1]
+	s.nextNum = last.num + 1
+	if err := s.mapIn(last); err != nil {
+		return err
+	}
+	from, seq, off := segHeaderSize, last.firstSeq, last.firstOff
+	if last.num == s.cSeg {
+		from, seq, off = s.cPos, s.cSeq, s.cOff
+	}
+	s.endPos, s.nextSeq, s.nextOff = s.scanTail(last, from, seq, off)
+	s.ld, s.ldPos, s.ldSeq, s.ldOff = s.cSeg, s.cPos, s.cSeq, s.cOff
+	s.spilling = s.ld != last.num || s.ldPos != s.endPos
+	return nil
+}
+
+// scanTail finds the end of the records of the last segment, reading from
+// pos, where the record numbered seq at stream offset off is expected. A
+// record torn by the process's death ends them: it and what follows are
+// zeroed. Damage with valid records after it is skipped and reported.
+func (s *Spool) scanTail(seg *segment, pos int, seq, off uint64) (int, uint64, uint64) {
+	for pos < len(seg.data) {
+		r, _, res := parseRecord(seg.data[pos:], s.opt.MaxPayload)
+		switch res {
+		case recOK:
+			if r.seq < seq {
+				res = recBad // an old record: not part of this stream
+				break
+			}
+			pos += recordSize(r.n)
+			seq, off = r.seq+1, r.off+uint64(r.n)
+			continue
+		case recEnd:
+			clear(seg.data[pos:])
+			return pos, seq, off
+		}
+		next, r, ok := resync(seg.data, pos, seq, s.opt.MaxPayload)
+		if !ok {
+			clear(seg.data[pos:]) // a torn tail
+			return pos, seq, off
+		}
+		s.damage(&DamageError{File: seg.path, Pos: int64(pos), Records: r.seq - seq})
+		pos = next
+		seq = r.seq
+	}
+	return pos, seq, off
+}
+
+// resync looks for the first valid record after pos, at a multiple of 8,
+// whose sequence number is at least seq.
+func resync(data []byte, pos int, seq uint64, maxPayload int) (int, record, bool) {
+	for p := (pos + recAlign) &^ (recAlign - 1); p+recHeaderSize <= len(data); p += recAlign {
+		if r, _, res := parseRecord(data[p:], maxPayload); res == recOK && r.seq >= seq {
+			return p, r, true
+		}
+	}
+	return 0, record{}, false
+}
+
+func (s *Spool) damage(err *DamageError) {
+	s.damaged += err.Records
+	if err.Records == 0 {
+		s.damaged++
+	}
+	if s.opt.OnDamage != nil {
+		s.opt.OnDamage(err)
+	}
+}
+
+// release closes what Open opened and forgets the directory.
+func (s *Spool) release() {
+	for _, seg := range s.segs {
+		seg.close()
+	}
+	s.segs = nil
+	if s.ckf != nil {
+		s.ckf.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close() // releases the lock
+	}
+	open.mu.Lock()
+	delete(open.dirs, s.abs)
+	open.mu.Unlock()
+}
+
+// segment returns segment num, or nil.
+func (s *Spool) segment(num uint64) *segment {
+	for _, seg := range s.segs {
+		if seg.num == num {
+			return seg
+		}
+	}
+	return nil
+}
+
+// Append writes the record p at the end. If ring is set and nothing
+// waits on disk only, the record counts as handed out (loaded reports
+// true), and the caller puts it in its memory buffer, after those handed
+// out before; otherwise it waits on disk for Next. It returns ErrFull at
+// the limit, or the error of making a segment (a full disk, say); the
+// record is then not written.
+func (s *Spool) Append(p []byte, ring bool) (loaded bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false, os.ErrClosed
+	}
+	size := recordSize(len(p))
+	last := s.last()
+	if last == nil || last.sealed || s.endPos+size > len(last.data) {
+		if last, err = s.roll(); err != nil {
+			return false, err
+		}
+	}
+	start := s.endPos
+	putRecord(last.data[start:], p, s.nextSeq, s.nextOff)
+	if s.opt.SyncEach {
+		if err := syncFile(last.data, last.mh, last.f); err != nil {
+			// Not known to be on disk: the caller refuses the message,
+			// so it must not be sent later.
+			clear(last.data[start : start+size])
+			return false, err
+		}
+	}
+	s.endPos += size
+	s.nextSeq++
+	s.nextOff += uint64(len(p))
+	if ring && !s.spilling {
+		s.handOut(entry{last.num, s.endPos, s.nextSeq, s.nextOff})
+		s.ld, s.ldPos, s.ldSeq, s.ldOff = last.num, s.endPos, s.nextSeq, s.nextOff
+		return true, nil
+	}
+	s.spilling = true
+	return false, nil
+}
+
+func (s *Spool) last() *segment {
+	if len(s.segs) == 0 {
+		return nil
+	}
+	return s.segs[len(s.segs)-1]
+}
+
+// roll makes the next segment, within the limit, and maps it.
+func (s *Spool) roll() (*segment, error) {
+	if int64(len(s.segs)+1)*int64(s.opt.SegSize) > max(s.opt.Limit, 2*int64(s.opt.SegSize)) {
+		return nil, ErrFull
+	}
+	seg, err := createSegment(s.abs, segHeader{num: s.nextNum, size: uint64(s.opt.SegSize), firstSeq: s.nextSeq, firstOff: s.nextOff})
+	if err != nil {
+		return nil, err
+	}
+	if prev := s.last(); prev != nil && prev.num != s.ld {
+		s.unmap(prev) // no cursor reads it any more
+	}
+	s.segs = append(s.segs, seg)
+	s.nextNum++
+	s.endPos = segHeaderSize
+	if len(s.segs) == 1 && s.on == 0 {
+		s.cSeg, s.cPos, s.cSeq, s.cOff = seg.num, segHeaderSize, s.nextSeq, s.nextOff
+		s.ld, s.ldPos, s.ldSeq, s.ldOff = seg.num, segHeaderSize, s.nextSeq, s.nextOff
+	}
+	return seg, nil
+}
+
+// handOut records a record handed out to the caller.
+func (s *Spool) handOut(e entry) {
+	if s.on == len(s.out) {
+		n := max(64, 2*len(s.out))
+		out := make([]entry, n)
+		for i := range s.on {
+			out[i] = s.out[(s.oh+i)%len(s.out)]
+		}
+		s.out, s.oh = out, 0
+	}
+	s.out[(s.oh+s.on)%len(s.out)] = e
+	s.on++
+}
+
+// Next hands out the next record that waits on disk only, if fits says
+// that its payload, of the length given, can go into the caller's buffer
+// now. The payload is valid until the next call to the spool. Damaged
+// records are skipped and reported.
+func (s *Spool) Next(fits func(n int) bool) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.spilling && !s.closed {
+		last := s.last()
+		if s.ld == last.num && s.ldPos >= s.endPos {
+			s.spilling = false
+			return nil, false
+		}
+		seg := s.segment(s.ld)
+		if seg == nil || s.mapIn(seg) != nil {
+			s.nextSegment(seg, "")
+			continue
+		}
+		r, p, res := parseRecord(seg.data[s.ldPos:min(len(seg.data), s.limitIn(seg))], s.opt.MaxPayload)
+		switch {
+		case res == recOK && r.seq >= s.ldSeq:
+			if !fits(r.n) {
+				return nil, false
+			}
+			if r.seq > s.ldSeq {
+				s.damage(&DamageError{File: seg.path, Pos: int64(s.ldPos), Records: r.seq - s.ldSeq})
+			}
+			s.ldPos += recordSize(r.n)
+			s.ldSeq, s.ldOff = r.seq+1, r.off+uint64(r.n)
+			s.handOut(entry{seg.num, s.ldPos, r.seq + 1, r.off + uint64(r.n)})
+			return p, true
+		case res == recEnd:
+			seg.end = s.ldPos
+			s.nextSegment(seg, "")
+		default:
+			next, rr, ok := resync(seg.data[:s.limitIn(seg)], s.ldPos, s.ldSeq, s.opt.MaxPayload)
+			if !ok {
+				s.nextSegment(seg, seg.path)
+				continue
+			}
+			s.damage(&DamageError{File: seg.path, Pos: int64(s.ldPos), Records: rr.seq - s.ldSeq})
+			s.ldPos, s.ldSeq = next, rr.seq
+		}
+	}
+	return nil, false
+}
+
+// limitIn returns how far records go in seg: to the end of the records
+// in the last segment, to its end in the others.
+func (s *Spool) limitIn(seg *segment) int {
+	if seg == s.last() {
+		return s.endPos
+	}
+	return len(seg.data)
+}
+
+// nextSegment moves the load cursor to the start of the segment after
+// seg, unmapping seg. If damaged names seg's file, what was left of it is
+// reported as damaged.
+func (s *Spool) nextSegment(seg *segment, damaged string) {
+	i := 0
+	for i < len(s.segs) && s.segs[i].num <= s.ld {
+		i++
+	}
+	if i == len(s.segs) {
+		s.spilling = false
+		return
+	}
+	next := s.segs[i]
+	if damaged != "" {
+		var n uint64
+		if next.firstSeq > s.ldSeq {
+			n = next.firstSeq - s.ldSeq
+		}
+		s.damage(&DamageError{File: damaged, Pos: int64(s.ldPos), Records: n})
+	}
+	if seg != nil && seg != s.last() {
+		s.unmap(seg)
+	}
+	s.ld, s.ldPos = next.num, segHeaderSize
+	s.ldSeq, s.ldOff = max(s.ldSeq, next.firstSeq), max(s.ldOff, next.firstOff)
+}
+
+// mapIn maps seg. mu is held.
+func (s *Spool) mapIn(seg *segment) error {
+	s.mapMu.Lock()
+	defer s.mapMu.Unlock()
+	return seg.mapIn()
+}
+
+// unmap unmaps seg once no Sync writes it out. mu is held.
+func (s *Spool) unmap(seg *segment) {
+	s.mapMu.Lock()
+	seg.unmap()
+	s.mapMu.Unlock()
+}
+
+// Confirm records that the k oldest records handed out are confirmed.
+func (s *Spool) Confirm(k int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k = min(k, s.on)
+	if k <= 0 {
+		return
+	}
+	e := s.out[(s.oh+k-1)%len(s.out)]
+	s.oh = (s.oh + k) % len(s.out)
+	s.on -= k
+	s.cSeg, s.cPos, s.cSeq, s.cOff = e.seg, e.end, e.seq, e.off
+}
+
+// Pending returns the records, and their payload bytes, not yet
+// confirmed, and of them those that wait on disk only.
+func (s *Spool) Pending() (n, bytes, spilled, spilledBytes uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, bytes = s.nextSeq-s.cSeq, s.nextOff-s.cOff
+	if s.spilling {
+		spilled, spilledBytes = s.nextSeq-s.ldSeq, s.nextOff-s.ldOff
+	}
+	return n, bytes, spilled, spilledBytes
+}
+
+// Mark returns the sequence number and the stream offset of the next
+// record: a flush waits until UnconfirmedBefore(Mark()) is 0.
+func (s *Spool) Mark() (seq, off uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextSeq, s.nextOff
+}
+
+// UnconfirmedBefore returns the records, and their payload bytes, before
+// the mark (seq, off) not yet confirmed.
+func (s *Spool) UnconfirmedBefore(seq, off uint64) (n, bytes uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq <= s.cSeq {
+		return 0, 0
+	}
+	return seq - s.cSeq, off - min(off, s.cOff)
+}
+
+// LoadedBefore reports whether every record before sequence number seq
+// has been handed out.
+func (s *Spool) LoadedBefore(seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.spilling || s.ldSeq >= seq
+}
+
+// Stats returns what the spool holds on disk, and the records skipped as
+// damaged since Open.
+func (s *Spool) Stats() (diskBytes int64, damaged uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int64(len(s.segs)) * int64(s.opt.SegSize), s.damaged
+}
+
+// Checkpoint records what is confirmed and deletes the segments that
+// holds no unconfirmed record any more. If sync is set, the checkpoint is
+// written to the disk first.
+func (s *Spool) Checkpoint(sync bool) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return os.ErrClosed
+	}
+	ck := checkpoint{gen: s.saved.gen + 1, seg: s.cSeg, pos: uint64(s.cPos), seq: s.cSeq, off: s.cOff}
+	if len(s.segs) == 0 {
+		ck.seg, ck.pos, ck.seq, ck.off = s.nextNum, segHeaderSize, s.nextSeq, s.nextOff
+	}
+	if ck.seg == s.saved.seg && ck.pos == s.saved.pos && ck.seq == s.saved.seq && s.saved.gen > 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	var drop []*segment
+	for len(s.segs) > 1 && s.segs[0].num < ck.seg {
+		drop = append(drop, s.segs[0])
+		s.segs = s.segs[1:]
+	}
+	s.saved = ck
+	s.mu.Unlock()
+	if err := s.writeCheckpoint(ck, sync); err != nil {
+		return err
+	}
+	for _, seg := range drop {
+		s.mapMu.Lock()
+		seg.remove()
+		s.mapMu.Unlock()
+	}
+	return nil
+}
+
+func (s *Spool) writeCheckpoint(ck checkpoint, sync bool) error {
+	var b [checkpointSize]byte
+	ck.encode(b[:])
+	if _, err := s.ckf.WriteAt(b[:], int64(ck.gen%2)*checkpointSize); err != nil {
+		return fmt.Errorf("spool: writing the checkpoint: %w", err)
+	}
+	if sync {
+		return s.ckf.Sync()
+	}
+	return nil
+}
+
+// Sync writes to the disk the records appended so far and the
+// checkpoint. It does not hold the spool's lock while it writes, so that
+// Appends go on meanwhile.
+func (s *Spool) Sync() error {
+	s.mu.Lock()
+	segs := slices.Clone(s.segs)
+	s.mu.Unlock()
+	s.mapMu.RLock()
+	defer s.mapMu.RUnlock()
+	// The segments still mapped are those records may have gone into
+	// since the last Sync: the last, and one a cursor still reads.
+	for _, seg := range segs {
+		if seg.data != nil {
+			if err := syncFile(seg.data, seg.mh, seg.f); err != nil {
+				return err
+			}
+		}
+	}
+	return s.ckf.Sync()
+}
+
+// Close writes a last checkpoint and releases the directory. If every
+// record is confirmed, it deletes the segments: the spool is empty.
+func (s *Spool) Close(sync bool) error {
+	s.mu.Lock()
+	empty := s.nextSeq == s.cSeq
+	s.mu.Unlock()
+	err := s.Checkpoint(sync)
+	s.mu.Lock()
+	if empty && err == nil {
+		ck := checkpoint{gen: s.saved.gen + 1, seg: s.nextNum, pos: segHeaderSize, seq: s.nextSeq, off: s.nextOff}
+		if err = s.writeCheckpoint(ck, sync); err == nil {
+			s.saved = ck
+			s.mapMu.Lock()
+			for _, seg := range s.segs {
+				seg.remove()
+			}
+			s.mapMu.Unlock()
+			s.segs = nil
+		}
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.release()
+	return err
+}
