@@ -440,3 +440,65 @@ func damageSpool(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// faultnetMessage returns message seq of 100 bytes in buf.
+func faultnetMessage(buf []byte, seq int) []byte {
+	return faultnet.AppendMessage(buf[:0], faultnet.Newline, seq, 100)
+}
+
+// TestSpoolLimit: at SpoolLimit a Write fails at once with
+// ErrBufferFull under FailWhenFull, counted in Stats.Rejected, and waits
+// until its deadline otherwise; nothing accepted is lost, and the spool's
+// files stay within the limit.
+func TestSpoolLimit(t *testing.T) {
+	needSpool(t)
+	for _, failFast := range []bool{true, false} {
+		t.Run(fmt.Sprintf("FailWhenFull=%v", failFast), func(t *testing.T) {
+			addr := downAddr(t)
+			d := spoolDialer(t.TempDir())
+			d.SpoolLimit = 16 << 20 // two segments
+			d.FailWhenFull = failFast
+			nc, err := d.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := nc.(*reconn.Conn)
+			defer c.Close()
+			var buf []byte
+			accepted := 0
+			const limit = 200 * time.Millisecond
+			for ; accepted < 1<<20; accepted++ {
+				buf = faultnetMessage(buf, accepted)
+				c.SetWriteDeadline(time.Now().Add(limit))
+				start := time.Now()
+				_, err = c.Write(buf)
+				if err != nil {
+					if took := time.Since(start); !failFast && took < limit/2 {
+						t.Errorf("a Write at the limit failed after %v; want it to wait for its deadline (%v)", took, limit)
+					}
+					break
+				}
+			}
+			c.SetWriteDeadline(time.Time{})
+			s := c.Stats()
+			switch {
+			case failFast && (!errors.Is(err, reconn.ErrBufferFull) || s.Rejected != 1):
+				t.Errorf("Write at the limit = %v, Stats().Rejected = %d; want ErrBufferFull, 1", err, s.Rejected)
+			case !failFast && !errors.Is(err, os.ErrDeadlineExceeded):
+				t.Errorf("Write at the limit = %v; want its deadline's error", err)
+			}
+			if s.SpoolBytes > d.SpoolLimit || s.Pending != int64(accepted) {
+				t.Errorf("Stats(): %d bytes of spool for a limit of %d, %d pending; want within the limit, %d pending", s.SpoolBytes, d.SpoolLimit, s.Pending, accepted)
+			}
+			srv := newTestServer(t, serverOptions{mode: lines, verify: true, addr: addr})
+			if err := c.Close(); err != nil {
+				t.Fatalf("Close() = %v", err)
+			}
+			awaitSeqs(t, srv, 0, accepted)
+			srv.stop(t)
+			if len(srv.order) != accepted {
+				t.Errorf("%d messages arrived; want the %d accepted, once each", len(srv.order), accepted)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/internal/platformtest"
 	"github.com/reconn/reconn/internal/short"
+	"github.com/reconn/reconn/internal/spool"
 )
 
 // testDialer returns a Dialer whose timeouts suit tests.
@@ -253,5 +254,39 @@ func TestClientBadInput(t *testing.T) {
 	}
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Error("Read = nil error; want one")
+	}
+}
+
+// TestClientSpool: with a spool, only the server's answer confirms a
+// message. A Conn whose server holds its answers leaves every unanswered
+// message in the spool at Close, and says how many; the next Conn on the
+// directory sends them first, then its own, and all arrive.
+func TestClientSpool(t *testing.T) {
+	if !spool.Supported {
+		t.Skip("SpoolDir needs shared file mappings, which this platform lacks")
+	}
+	s := newFakeServer(t, fakeOptions{})
+	s.holdAcks()
+	dir := t.TempDir()
+	d := testDialer()
+	d.SpoolDir = dir
+	d.FlushTimeout = 200 * time.Millisecond
+	c := dialRELP(t, d, s.addr)
+	writeAll(t, c, 0, 1000)
+	var ue *reconn.UnconfirmedError
+	if err := c.Close(); !errors.As(err, &ue) || ue.Messages != 1000 {
+		t.Fatalf("Close with the answers held = %v; want 1000 messages unconfirmed", err)
+	}
+	s.releaseAcks()
+	d2 := testDialer()
+	d2.SpoolDir = dir
+	c2 := dialRELP(t, d2, s.addr)
+	writeAll(t, c2, 1000, 1500)
+	if err := c2.Close(); err != nil {
+		t.Fatalf("the next Conn's Close() = %v", err)
+	}
+	r := s.report(1500)
+	if r.received != 1500 || r.duplicates > defaultWindow {
+		t.Errorf("%v; want all 1500, at most a window (%d) twice", r, defaultWindow)
 	}
 }
