@@ -196,6 +196,7 @@ func (w *writer) pump() (more, ok bool) {
 			continue
 		}
 		c.loadSpilled(h)
+		confirmed := c.st.confirmed.Load()
 		if _, _, err := c.send(h, o, l); err != nil {
 			if l.state == healthy {
 				return false, false // Close stopped the write
@@ -224,6 +225,12 @@ func (w *writer) pump() (more, ok bool) {
 			c.lockRing()
 			c.ring.remark()
 			c.unlockRing()
+		}
+		if spilled && c.st.confirmed.Load() != confirmed && o.ctx.Err() == nil {
+			// Acknowledgements made room for what waits in the spool:
+			// load and send it now rather than after a pause.
+			w.checkpoint()
+			continue
 		}
 		return spilled, true
 	}

@@ -85,23 +85,15 @@ func (c *Conn) spoolAppend(b []byte, fits bool) (bool, error) {
 }
 
 // loadSpilled moves into the ring, in order, the messages that wait in the
-// spool, as many as fit, up to maxWrite bytes at a time so that Writes
+// spool, as many as fit, up to 4*maxWrite bytes at a time so that Writes
 // are not held up.
 func (c *Conn) loadSpilled(h hold) {
 	if c.spool == nil {
 		return
 	}
-	for {
+	for c.spool.Spilling() {
 		c.lockRing()
-		moved := 0
-		for moved < 4*maxWrite {
-			p, ok := c.spool.Next(c.ring.fits)
-			if !ok {
-				break
-			}
-			c.ring.add(p, notOnLink)
-			moved += len(p)
-		}
+		moved := c.spool.Load(ringSink{&c.ring}, 4*maxWrite)
 		c.unlockRing()
 		if moved < 4*maxWrite {
 			return
@@ -109,14 +101,14 @@ func (c *Conn) loadSpilled(h hold) {
 	}
 }
 
+// ringSink is the ring as the spool's Load sees it.
+type ringSink struct{ r *ring }
+
+func (s ringSink) Fits(n int) bool { return s.r.fits(n) }
+func (s ringSink) Put(p []byte)    { s.r.add(p, notOnLink) }
+
 // spilled reports whether messages wait in the spool for room in the ring.
-func (c *Conn) spilled() bool {
-	if c.spool == nil {
-		return false
-	}
-	_, _, n, _ := c.spool.Pending()
-	return n > 0
-}
+func (c *Conn) spilled() bool { return c.spool != nil && c.spool.Spilling() }
 
 // checkpoint records in the spool what is confirmed, at most every
 // checkpointEvery unless Writes wait for room, which the segments it

@@ -3,6 +3,7 @@ package spool
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 	"testing"
 )
 
@@ -26,7 +27,7 @@ func FuzzRecord(f *testing.F) {
 		if len(p) != r.n || r.n == 0 || recHeaderSize+r.n > len(in) {
 			t.Fatalf("accepted a record of %d bytes in %d", r.n, len(in))
 		}
-		if got := binary.LittleEndian.Uint32(in[4:]); got != recordCRC(in[:recHeaderSize], p) {
+		if got := binary.LittleEndian.Uint32(in[0:]); got != recordCRC(in[:recHeaderSize+len(p)]) {
 			t.Fatal("accepted a record whose checksum does not match")
 		}
 		out := make([]byte, recordSize(r.n))
@@ -88,19 +89,15 @@ func FuzzSegment(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer s.Close(false)
-		for range 10000 {
-			p, ok := s.Next(func(int) bool { return true })
-			if !ok {
-				break
-			}
+		s.Load(sinkFunc(func(p []byte) {
 			// p lies in the mapping just after its header.
 			seg := s.segs[0]
 			start := s.ldPos - recordSize(len(p))
 			if !bytes.Equal(seg.data[start+recHeaderSize:start+recHeaderSize+len(p)], p) ||
-				binary.LittleEndian.Uint32(seg.data[start+4:]) != recordCRC(seg.data[start:start+recHeaderSize], p) {
+				binary.LittleEndian.Uint32(seg.data[start:]) != recordCRC(seg.data[start:start+recHeaderSize+len(p)]) {
 				t.Fatal("handed out a record whose checksum does not match")
 			}
-		}
+		}), math.MaxInt)
 	})
 }
 

@@ -7,8 +7,8 @@ import (
 
 // The on-disk layout of a record, little-endian:
 //
-//	0   len  uint32  payload length, 1 to maxPayload; 0 marks the end of the records
-//	4   crc  uint32  CRC-32C (Castagnoli) of len, seq, off and the payload
+//	0   crc  uint32  CRC-32C (Castagnoli) of bytes 4 to the payload's end
+//	4   len  uint32  payload length, 1 to maxPayload; 0 marks the end of the records
 //	8   seq  uint64  the record's sequence number in the spool's stream
 //	16  off  uint64  the stream offset of its first byte
 //	24  payload, then zeros up to a multiple of 8
@@ -37,25 +37,22 @@ type record struct {
 
 // putRecord writes the record of payload p, numbered seq at stream offset
 // off, at the start of dst, which has room for recordSize(len(p)) bytes,
-// and returns that size. The header goes last, so that a record cut short
-// by the process's death is found torn: its length or checksum is wrong.
+// and returns that size.
 func putRecord(dst []byte, p []byte, seq, off uint64) int {
 	size := recordSize(len(p))
 	copy(dst[recHeaderSize:], p)
 	clear(dst[recHeaderSize+len(p) : size])
+	binary.LittleEndian.PutUint32(dst[4:], uint32(len(p)))
 	binary.LittleEndian.PutUint64(dst[8:], seq)
 	binary.LittleEndian.PutUint64(dst[16:], off)
-	binary.LittleEndian.PutUint32(dst[0:], uint32(len(p)))
-	binary.LittleEndian.PutUint32(dst[4:], recordCRC(dst[:recHeaderSize], p))
+	binary.LittleEndian.PutUint32(dst[0:], recordCRC(dst[:recHeaderSize+len(p)]))
 	return size
 }
 
-// recordCRC is the checksum of a record whose header is h (its crc field
-// is not read) and whose payload is p.
-func recordCRC(h, p []byte) uint32 {
-	crc := crc32.Update(0, castagnoli, h[0:4])
-	crc = crc32.Update(crc, castagnoli, h[8:recHeaderSize])
-	return crc32.Update(crc, castagnoli, p)
+// recordCRC is the checksum of rec, a record's header and payload: one
+// pass over the bytes after the crc field.
+func recordCRC(rec []byte) uint32 {
+	return crc32.Checksum(rec[4:], castagnoli)
 }
 
 // readResult says what parseRecord found.
@@ -75,7 +72,7 @@ func parseRecord(b []byte, maxPayload int) (record, []byte, readResult) {
 	if len(b) < recHeaderSize {
 		return record{}, nil, recEnd
 	}
-	n := binary.LittleEndian.Uint32(b[0:])
+	n := binary.LittleEndian.Uint32(b[4:])
 	if n == 0 {
 		if allZero(b[:recHeaderSize]) {
 			return record{}, nil, recEnd
@@ -86,7 +83,7 @@ func parseRecord(b []byte, maxPayload int) (record, []byte, readResult) {
 		return record{}, nil, recBad
 	}
 	p := b[recHeaderSize : recHeaderSize+int(n)]
-	if binary.LittleEndian.Uint32(b[4:]) != recordCRC(b[:recHeaderSize], p) {
+	if binary.LittleEndian.Uint32(b[0:]) != recordCRC(b[:recHeaderSize+int(n)]) {
 		return record{}, nil, recBad
 	}
 	return record{

@@ -80,6 +80,7 @@ type segment struct {
 	data   []byte    // the mapping; nil while unmapped
 	mh     mapHandle // what unmapping needs besides data (Windows)
 	end    int       // the end of its records, once the reading cursor found it; 0 until then
+	ready  bool      // a segment that prepare mapped and faulted in
 }
 
 func segName(num uint64) string { return fmt.Sprintf("%s%016x", segPrefix, num) }

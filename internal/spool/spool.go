@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Errors that Open and Append return, wrapped; test with errors.Is.
@@ -91,7 +92,9 @@ type Spool struct {
 	nextOff uint64     // its stream offset
 
 	// The load cursor: the next record to hand out, in segment ld.
-	spilling bool
+	// spilling is set while records wait on disk only; it is written
+	// under mu and read without it by Spilling.
+	spilling atomic.Bool
 	ld       uint64
 	ldPos    int
 	ldSeq    uint64 // the sequence number expected there
@@ -110,7 +113,31 @@ type Spool struct {
 	saved   checkpoint // the last checkpoint written
 	damaged uint64     // records skipped as damaged, since Open
 	closed  bool
+
+	// spares are segment files kept to be the next segments: files that
+	// held only confirmed records, or that prepare made ahead. Their
+	// disk is allocated and their pages are in the page cache; the one
+	// prepare readied is also mapped and faulted in. Reusing one costs
+	// a rename, where making a segment anew in Append would cost
+	// allocating it and faulting in fresh pages (4 ms for 8 MiB here).
+	// What one held stays until records overwrite it: every record is
+	// followed by a zero header, so no reader goes past the last one,
+	// and an old record's sequence number is below any a reader
+	// expects.
+	spares    []*segment
+	preparing bool // prepare works on a spare that is in no list
+
+	// The preparer's goroutine (prepare) runs from Open to Close: wake
+	// asks it to look, stop ends it, and it closes stopped.
+	wake, stop, stopped chan struct{}
+	stopOnce            sync.Once
 }
+
+// maxSpares is how many spare segment files a spool keeps.
+const maxSpares = 4
+
+// spareName is the name of spare segment file i.
+func spareName(i int) string { return fmt.Sprintf("spare-%d", i) }
 
 // entry is a record handed out: where it ends, and the sequence number
 // and stream offset after it.
@@ -166,6 +193,11 @@ func Open(dir string, opt Options) (*Spool, error) {
 		s.release()
 		return nil, err
 	}
+	s.wake = make(chan struct{}, 1)
+	s.stop = make(chan struct{})
+	s.stopped = make(chan struct{})
+	s.wake <- struct{}{}
+	go s.preparer()
 	return s, nil
 }
 
@@ -193,7 +225,107 @@ func (s *Spool) open() error {
 	if err := s.openSegments(ck, haveCk); err != nil {
 		return err
 	}
+	s.openSpare()
 	return nil
+}
+
+// openSpare takes the spare segment files that an earlier spool left, if
+// they have the size of a segment.
+func (s *Spool) openSpare() {
+	for i := range maxSpares {
+		path := filepath.Join(s.abs, spareName(i))
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if fi, err := f.Stat(); err != nil || fi.Size() != int64(s.opt.SegSize) {
+			f.Close()
+			os.Remove(path)
+			continue
+		}
+		s.spares = append(s.spares, &segment{path: path, f: f, mapLen: s.opt.SegSize})
+	}
+}
+
+// freeSpare returns the name of a spare file no spare has, or "".
+func (s *Spool) freeSpare() string {
+	for i := range maxSpares {
+		path := filepath.Join(s.abs, spareName(i))
+		if !slices.ContainsFunc(s.spares, func(sp *segment) bool { return sp.path == path }) {
+			return path
+		}
+	}
+	return ""
+}
+
+// recycle keeps seg, which holds nothing unconfirmed any more, as a
+// spare, or deletes it if there are enough or it is not of the current
+// size. mu is held; seg is in no list of the spool.
+func (s *Spool) recycle(seg *segment) {
+	path := s.freeSpare()
+	if path == "" || seg.mapLen != s.opt.SegSize || seg.sealed || s.closed || !s.filesRoom() {
+		s.mapMu.Lock()
+		seg.remove()
+		s.mapMu.Unlock()
+		return
+	}
+	// Only the spare that prepare readies stays mapped.
+	s.unmap(seg)
+	if !renameWhileOpen {
+		seg.f.Close()
+		seg.f = nil
+	}
+	if err := os.Rename(seg.path, path); err != nil {
+		s.mapMu.Lock()
+		if seg.f != nil {
+			seg.close()
+		}
+		s.mapMu.Unlock()
+		os.Remove(seg.path)
+		return
+	}
+	seg.path = path
+	s.spares = append(s.spares, seg)
+}
+
+// reuse makes a spare the segment of header h. mu is held.
+func (s *Spool) reuse(h segHeader) (*segment, error) {
+	i := slices.IndexFunc(s.spares, func(sp *segment) bool { return sp.ready })
+	if i < 0 {
+		i = len(s.spares) - 1
+	}
+	seg := s.spares[i]
+	s.spares = slices.Delete(s.spares, i, i+1)
+	if !renameWhileOpen && seg.f != nil {
+		s.unmap(seg)
+		seg.f.Close()
+		seg.f, seg.ready = nil, false
+	}
+	path := filepath.Join(s.abs, segName(h.num))
+	if err := os.Rename(seg.path, path); err != nil {
+		if seg.f != nil {
+			seg.close()
+		}
+		return nil, err
+	}
+	seg.path = path
+	if seg.f == nil {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			os.Remove(path)
+			return nil, err
+		}
+		seg.f = f
+	}
+	if err := s.mapIn(seg); err != nil {
+		seg.close()
+		os.Remove(path)
+		return nil, err
+	}
+	h.encode(seg.data)
+	clear(seg.data[segHeaderSize : segHeaderSize+recHeaderSize])
+	seg.segHeader, seg.mapLen, seg.sealed, seg.end = h, int(h.size), false, 0
+	return seg, nil
 }
 
 // openSegments opens the segment files, drops those that the checkpoint
@@ -259,7 +391,7 @@ func (s *Spool) openSegments(ck checkpoint, haveCk bool) error {
 	}
 	s.endPos, s.nextSeq, s.nextOff = s.scanTail(last, from, seq, off)
 	s.ld, s.ldPos, s.ldSeq, s.ldOff = s.cSeg, s.cPos, s.cSeq, s.cOff
-	s.spilling = s.ld != last.num || s.ldPos != s.endPos
+	s.spilling.Store(s.ld != last.num || s.ldPos != s.endPos)
 	return nil
 }
 
@@ -322,6 +454,12 @@ func (s *Spool) release() {
 		seg.close()
 	}
 	s.segs = nil
+	for _, sp := range s.spares {
+		if sp.f != nil {
+			sp.close()
+		}
+	}
+	s.spares = nil
 	if s.ckf != nil {
 		s.ckf.Close()
 	}
@@ -364,6 +502,9 @@ func (s *Spool) Append(p []byte, ring bool) (loaded bool, err error) {
 	}
 	start := s.endPos
 	putRecord(last.data[start:], p, s.nextSeq, s.nextOff)
+	if next := start + size; next+recHeaderSize <= len(last.data) {
+		clear(last.data[next : next+recHeaderSize]) // the end, over what a reused segment held
+	}
 	if s.opt.SyncEach {
 		if err := syncFile(last.data, last.mh, last.f); err != nil {
 			// Not known to be on disk: the caller refuses the message,
@@ -375,12 +516,14 @@ func (s *Spool) Append(p []byte, ring bool) (loaded bool, err error) {
 	s.endPos += size
 	s.nextSeq++
 	s.nextOff += uint64(len(p))
-	if ring && !s.spilling {
+	if ring && !s.spilling.Load() {
 		s.handOut(entry{last.num, s.endPos, s.nextSeq, s.nextOff})
 		s.ld, s.ldPos, s.ldSeq, s.ldOff = last.num, s.endPos, s.nextSeq, s.nextOff
 		return true, nil
 	}
-	s.spilling = true
+	if !s.spilling.Load() {
+		s.spilling.Store(true)
+	}
 	return false, nil
 }
 
@@ -393,12 +536,19 @@ func (s *Spool) last() *segment {
 
 // roll makes the next segment, within the limit, and maps it.
 func (s *Spool) roll() (*segment, error) {
-	if int64(len(s.segs)+1)*int64(s.opt.SegSize) > max(s.opt.Limit, 2*int64(s.opt.SegSize)) {
+	if int64(len(s.segs)+1)*int64(s.opt.SegSize) > s.maxBytes() {
 		return nil, ErrFull
 	}
-	seg, err := createSegment(s.abs, segHeader{num: s.nextNum, size: uint64(s.opt.SegSize), firstSeq: s.nextSeq, firstOff: s.nextOff})
-	if err != nil {
-		return nil, err
+	h := segHeader{num: s.nextNum, size: uint64(s.opt.SegSize), firstSeq: s.nextSeq, firstOff: s.nextOff}
+	var seg *segment
+	var err error
+	if len(s.spares) > 0 {
+		seg, err = s.reuse(h)
+	}
+	if seg == nil {
+		if seg, err = createSegment(s.abs, h); err != nil {
+			return nil, err
+		}
 	}
 	if prev := s.last(); prev != nil && prev.num != s.ld {
 		s.unmap(prev) // no cursor reads it any more
@@ -406,6 +556,10 @@ func (s *Spool) roll() (*segment, error) {
 	s.segs = append(s.segs, seg)
 	s.nextNum++
 	s.endPos = segHeaderSize
+	select {
+	case s.wake <- struct{}{}: // ready the next one
+	default:
+	}
 	if len(s.segs) == 1 && s.on == 0 {
 		s.cSeg, s.cPos, s.cSeq, s.cOff = seg.num, segHeaderSize, s.nextSeq, s.nextOff
 		s.ld, s.ldPos, s.ldSeq, s.ldOff = seg.num, segHeaderSize, s.nextSeq, s.nextOff
@@ -427,28 +581,53 @@ func (s *Spool) handOut(e entry) {
 	s.on++
 }
 
-// Next hands out the next record that waits on disk only, if fits says
-// that its payload, of the length given, can go into the caller's buffer
-// now. The payload is valid until the next call to the spool. Damaged
-// records are skipped and reported.
-func (s *Spool) Next(fits func(n int) bool) ([]byte, bool) {
+// A Sink takes the records that Load hands out.
+type Sink interface {
+	// Fits reports whether a payload of n bytes can go in now.
+	Fits(n int) bool
+	// Put takes the payload p, which is valid only during the call.
+	Put(p []byte)
+}
+
+// Load hands out to dst, in order, the records that wait on disk only,
+// as long as dst has room, until it handed out limit bytes of payload,
+// which it returns. Damaged records are skipped and reported.
+func (s *Spool) Load(dst Sink, limit int) (moved int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.spilling && !s.closed {
+	for moved < limit {
+		p, ok := s.next(dst)
+		if !ok {
+			break
+		}
+		dst.Put(p)
+		moved += len(p)
+	}
+	return moved
+}
+
+// Spilling reports whether records wait on disk only, without taking
+// the spool's lock.
+func (s *Spool) Spilling() bool { return s.spilling.Load() }
+
+// next returns the next record that waits on disk only, if dst has room
+// for it. mu is held.
+func (s *Spool) next(dst Sink) ([]byte, bool) {
+	for s.spilling.Load() && !s.closed {
 		last := s.last()
 		if s.ld == last.num && s.ldPos >= s.endPos {
-			s.spilling = false
+			s.spilling.Store(false)
 			return nil, false
 		}
 		seg := s.segment(s.ld)
-		if seg == nil || s.mapIn(seg) != nil {
+		if seg == nil || seg.data == nil && s.mapIn(seg) != nil {
 			s.nextSegment(seg, "")
 			continue
 		}
 		r, p, res := parseRecord(seg.data[s.ldPos:min(len(seg.data), s.limitIn(seg))], s.opt.MaxPayload)
 		switch {
 		case res == recOK && r.seq >= s.ldSeq:
-			if !fits(r.n) {
+			if !dst.Fits(r.n) {
 				return nil, false
 			}
 			if r.seq > s.ldSeq {
@@ -492,7 +671,7 @@ func (s *Spool) nextSegment(seg *segment, damaged string) {
 		i++
 	}
 	if i == len(s.segs) {
-		s.spilling = false
+		s.spilling.Store(false)
 		return
 	}
 	next := s.segs[i]
@@ -544,7 +723,7 @@ func (s *Spool) Pending() (n, bytes, spilled, spilledBytes uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, bytes = s.nextSeq-s.cSeq, s.nextOff-s.cOff
-	if s.spilling {
+	if s.spilling.Load() {
 		spilled, spilledBytes = s.nextSeq-s.ldSeq, s.nextOff-s.ldOff
 	}
 	return n, bytes, spilled, spilledBytes
@@ -574,7 +753,7 @@ func (s *Spool) UnconfirmedBefore(seq, off uint64) (n, bytes uint64) {
 func (s *Spool) LoadedBefore(seq uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.spilling || s.ldSeq >= seq
+	return !s.spilling.Load() || s.ldSeq >= seq
 }
 
 // Stats returns what the spool holds on disk, and the records skipped as
@@ -612,10 +791,12 @@ func (s *Spool) Checkpoint(sync bool) error {
 	if err := s.writeCheckpoint(ck, sync); err != nil {
 		return err
 	}
-	for _, seg := range drop {
-		s.mapMu.Lock()
-		seg.remove()
-		s.mapMu.Unlock()
+	if len(drop) > 0 {
+		s.mu.Lock()
+		for _, seg := range drop {
+			s.recycle(seg)
+		}
+		s.mu.Unlock()
 	}
 	return nil
 }
@@ -631,6 +812,118 @@ func (s *Spool) writeCheckpoint(ck checkpoint, sync bool) error {
 	}
 	return nil
 }
+
+// preparer runs prepare whenever Append moved to another segment, from
+// Open until Close.
+func (s *Spool) preparer() {
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.wake:
+			s.prepare()
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// prepare readies the segment file that records go into next, so that
+// the Append that needs it finds it mapped and its pages in: it makes a
+// spare file if there is none and the limit allows one, maps it, and
+// faults its pages in for writing; and it faults in the rest of the
+// last segment if Append had to take it unprepared. Without it, the
+// first write to each page of a segment's mapping traps into the kernel
+// on the path of Append (where the file is new, to allocate and zero the
+// page: about 2 µs a page here, 60 ns a record of 100 bytes). It holds
+// no lock while it works. Only Linux (5.14 and later) faults pages in on
+// request; elsewhere it makes and maps the file, and the pages fault in
+// as they are written.
+func (s *Spool) prepare() {
+	s.mu.Lock()
+	if last := s.last(); last != nil && !last.ready && last.data != nil && !s.closed {
+		// A segment that Append made or took unprepared: fault in
+		// what it has not written yet, ahead of it.
+		last.ready = true
+		from := s.endPos &^ (pageSize - 1)
+		s.mu.Unlock()
+		s.mapMu.RLock()
+		if last.data != nil {
+			prefault(last.data[from:])
+		}
+		s.mapMu.RUnlock()
+		s.mu.Lock()
+	}
+	if s.closed || s.preparing || slices.ContainsFunc(s.spares, func(sp *segment) bool { return sp.ready }) {
+		s.mu.Unlock()
+		return
+	}
+	var sp *segment
+	if n := len(s.spares); n > 0 {
+		sp = s.spares[n-1]
+		s.spares = s.spares[:n-1]
+	} else if path := s.freeSpare(); path != "" && s.filesRoom() {
+		sp = &segment{path: path, mapLen: s.opt.SegSize}
+	} else {
+		s.mu.Unlock()
+		return
+	}
+	s.preparing = true
+	s.mu.Unlock()
+
+	err := s.readySpare(sp)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.preparing = false
+	switch {
+	case err != nil:
+		if sp.f != nil {
+			sp.remove()
+		}
+	case s.closed:
+		sp.close()
+	default:
+		sp.ready = true
+		s.spares = append(s.spares, sp)
+	}
+}
+
+// readySpare opens (or makes) the spare file sp, maps it and faults its
+// pages in. No one else sees sp meanwhile.
+func (s *Spool) readySpare(sp *segment) error {
+	if sp.f == nil {
+		f, err := os.OpenFile(sp.path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
+		}
+		sp.f = f
+		if fi, err := f.Stat(); err != nil {
+			return err
+		} else if fi.Size() != int64(s.opt.SegSize) {
+			if err := preallocate(f, int64(s.opt.SegSize)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sp.mapIn(); err != nil {
+		return err
+	}
+	prefault(sp.data)
+	return nil
+}
+
+// pageSize is what prepare aligns to; a larger page only makes it do
+// more than needed.
+const pageSize = 4096
+
+// filesRoom reports whether the limit allows one more file. mu is held.
+func (s *Spool) filesRoom() bool {
+	return int64(len(s.segs)+len(s.spares)+1)*int64(s.opt.SegSize) <= s.maxBytes()
+}
+
+// maxBytes is the most bytes of files: the limit, at least two
+// segments.
+func (s *Spool) maxBytes() int64 { return max(s.opt.Limit, 2*int64(s.opt.SegSize)) }
 
 // Sync writes to the disk the records appended so far and the
 // checkpoint. It does not hold the spool's lock while it writes, so that
@@ -656,6 +949,8 @@ func (s *Spool) Sync() error {
 // Close writes a last checkpoint and releases the directory. If every
 // record is confirmed, it deletes the segments: the spool is empty.
 func (s *Spool) Close(sync bool) error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.stopped
 	s.mu.Lock()
 	empty := s.nextSeq == s.cSeq
 	s.mu.Unlock()
@@ -665,11 +960,9 @@ func (s *Spool) Close(sync bool) error {
 		ck := checkpoint{gen: s.saved.gen + 1, seg: s.nextNum, pos: segHeaderSize, seq: s.nextSeq, off: s.nextOff}
 		if err = s.writeCheckpoint(ck, sync); err == nil {
 			s.saved = ck
-			s.mapMu.Lock()
 			for _, seg := range s.segs {
-				seg.remove()
+				s.recycle(seg)
 			}
-			s.mapMu.Unlock()
 			s.segs = nil
 		}
 	}

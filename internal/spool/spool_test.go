@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -37,14 +38,15 @@ func msg(i int) []byte {
 // drain hands out everything waiting on disk and returns it.
 func drain(s *Spool) [][]byte {
 	var got [][]byte
-	for {
-		p, ok := s.Next(func(int) bool { return true })
-		if !ok {
-			return got
-		}
-		got = append(got, append([]byte(nil), p...))
-	}
+	s.Load(sinkFunc(func(p []byte) { got = append(got, append([]byte(nil), p...)) }), math.MaxInt)
+	return got
 }
+
+// sinkFunc is a Sink with room for everything.
+type sinkFunc func(p []byte)
+
+func (f sinkFunc) Fits(int) bool { return true }
+func (f sinkFunc) Put(p []byte)  { f(p) }
 
 func mustOpen(t *testing.T, dir string, opt Options) *Spool {
 	t.Helper()
@@ -343,6 +345,8 @@ func TestCheckpointTorn(t *testing.T) {
 
 // closeWithoutCheckpoint releases the spool as the process's death does.
 func (s *Spool) closeWithoutCheckpoint() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.stopped
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()

@@ -19,3 +19,11 @@ func preallocate(f *os.File, size int64) error {
 func lockFile(f *os.File) error {
 	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 }
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (include/uapi/asm-generic/mman-common.h),
+// Linux 5.14 and later; x/sys does not define it.
+const madvPopulateWrite = 23
+
+// prefault faults in b's pages for writing (madvise MADV_POPULATE_WRITE);
+// an older kernel refuses, and the pages fault in as they are written.
+func prefault(b []byte) { unix.Madvise(b, madvPopulateWrite) }

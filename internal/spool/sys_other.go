@@ -17,3 +17,5 @@ func mapFile(f *os.File, size int) ([]byte, mapHandle, error) {
 func unmapFile(data []byte, m mapHandle) error            { return errUnsupported }
 func syncFile(data []byte, m mapHandle, f *os.File) error { return errUnsupported }
 func lockFile(f *os.File) error                           { return errUnsupported }
+
+const renameWhileOpen = false

@@ -33,3 +33,6 @@ func syncFile(data []byte, _ mapHandle, f *os.File) error {
 	}
 	return f.Sync()
 }
+
+// renameWhileOpen: a file may be renamed while it is open and mapped.
+const renameWhileOpen = true

@@ -59,3 +59,7 @@ func lockFile(f *os.File) error {
 	var ol windows.Overlapped
 	return windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ol)
 }
+
+// renameWhileOpen: Windows renames no file that is open without
+// FILE_SHARE_DELETE, which os.OpenFile does not ask for.
+const renameWhileOpen = false
