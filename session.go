@@ -99,6 +99,9 @@ func (c *Conn) startSession(l *link) {
 
 // reportRefusal returns, once, the error of a message the server refused.
 func (c *Conn) reportRefusal() error {
+	if c.refusal.Load() == nil {
+		return nil // no store: Writes on other cores keep the line shared
+	}
 	if e := c.refusal.Swap(nil); e != nil {
 		return *e
 	}
