@@ -258,7 +258,10 @@ func (s *testServer) stop(tb testing.TB) {
 	select {
 	case <-done:
 	case <-time.After(time.Minute):
-		tb.Fatal("the server's connections did not end")
+		s.mu.Lock()
+		accepted, ended := s.accepted, s.ended
+		s.mu.Unlock()
+		tb.Fatalf("the server's connections did not end: %d of %d still open", accepted-ended, accepted)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/reconn/reconn"
 	"github.com/reconn/reconn/faultnet"
+	"github.com/reconn/reconn/internal/platformtest"
 	"github.com/reconn/reconn/internal/short"
 	"github.com/reconn/reconn/internal/spool"
 )
@@ -89,7 +90,7 @@ func segments(t *testing.T, dir string) []string {
 func TestSpoolDelivers(t *testing.T) {
 	needSpool(t)
 	srv := newTestServer(t, serverOptions{mode: lines, verify: true})
-	dir := t.TempDir()
+	dir := platformtest.TempDir(t)
 	c := dial(t, spoolDialer(dir), srv.addr())
 	const total = 20000
 	writeSeqs(t, c, 0, total)
@@ -117,7 +118,7 @@ func TestSpoolDelivers(t *testing.T) {
 func TestSpoolOutage(t *testing.T) {
 	needSpool(t)
 	addr := downAddr(t)
-	d := spoolDialer(t.TempDir())
+	d := spoolDialer(platformtest.TempDir(t))
 	d.ReplayBuffer = 64 << 10
 	nc, err := d.Dial("tcp", addr)
 	if err != nil {
@@ -152,7 +153,7 @@ func TestSpoolOutage(t *testing.T) {
 func TestSpoolNextConn(t *testing.T) {
 	needSpool(t)
 	addr := downAddr(t)
-	dir := t.TempDir()
+	dir := platformtest.TempDir(t)
 	d := spoolDialer(dir)
 	d.FlushTimeout = 100 * time.Millisecond
 	nc, err := d.Dial("tcp", addr)
@@ -190,7 +191,7 @@ func TestSpoolNextConn(t *testing.T) {
 // SpoolDir that is a file, fails Dial with an error that says why.
 func TestSpoolInUse(t *testing.T) {
 	needSpool(t)
-	dir := t.TempDir()
+	dir := platformtest.TempDir(t)
 	addr := downAddr(t)
 	d := spoolDialer(dir)
 	d.FlushTimeout = -1
@@ -208,8 +209,10 @@ func TestSpoolInUse(t *testing.T) {
 	}
 	c2.Close()
 
-	file := filepath.Join(t.TempDir(), "file")
-	os.WriteFile(file, nil, 0o600)
+	file := filepath.Join(platformtest.TempDir(t), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := spoolDialer(file).Dial("tcp", addr); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("SpoolDir a file: Dial = %v; want an error that says it is not a directory", err)
 	}
@@ -348,7 +351,13 @@ func TestSpoolSurvivesKill(t *testing.T) {
 		{"damaged", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, addr := t.TempDir(), downAddr(t)
+			if tc.serverUp && platformtest.UnderWine() {
+				// Seen in CI and here, 2 runs in 10 beside other work:
+				// the server read no end of a connection for a minute
+				// after its writer was killed.
+				t.Skip("under Wine, the connection of a killed process may stay open: the server would wait for its end")
+			}
+			dir, addr := platformtest.TempDir(t), downAddr(t)
 			var srv *testServer
 			if tc.serverUp {
 				srv = newTestServer(t, serverOptions{mode: lines, verify: true, addr: addr})
@@ -455,7 +464,7 @@ func TestSpoolLimit(t *testing.T) {
 	for _, failFast := range []bool{true, false} {
 		t.Run(fmt.Sprintf("FailWhenFull=%v", failFast), func(t *testing.T) {
 			addr := downAddr(t)
-			d := spoolDialer(t.TempDir())
+			d := spoolDialer(platformtest.TempDir(t))
 			d.SpoolLimit = 16 << 20 // two segments
 			d.FailWhenFull = failFast
 			nc, err := d.Dial("tcp", addr)

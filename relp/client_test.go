@@ -267,7 +267,7 @@ func TestClientSpool(t *testing.T) {
 	}
 	s := newFakeServer(t, fakeOptions{})
 	s.holdAcks()
-	dir := t.TempDir()
+	dir := platformtest.TempDir(t)
 	d := testDialer()
 	d.SpoolDir = dir
 	d.FlushTimeout = 200 * time.Millisecond

@@ -27,7 +27,7 @@ func TestSpool(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	d := &reconn.Dialer{SpoolDir: t.TempDir(), MinBackoff: 2 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	d := &reconn.Dialer{SpoolDir: platformtest.TempDir(t), MinBackoff: 2 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 	w, err := DialConfig("tcp", addr, LOG_LOCAL0|LOG_INFO, "spooled", &Config{Dialer: d})
 	if err != nil {
 		t.Fatalf("DialConfig while the server is down = %v", err)

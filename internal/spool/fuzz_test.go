@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math"
 	"testing"
+
+	"github.com/reconn/reconn/internal/platformtest"
 )
 
 // FuzzRecord: whatever the bytes, parseRecord neither panics nor reads
@@ -73,7 +75,7 @@ func FuzzSegment(f *testing.F) {
 	torn[500] ^= 0xff
 	f.Add(torn)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		dir := t.TempDir()
+		dir := platformtest.TempDir(t)
 		data := make([]byte, 16<<10)
 		h := segHeader{num: 1, size: uint64(len(data))}
 		h.encode(data)

@@ -170,13 +170,11 @@ func Open(dir string, opt Options) (*Spool, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("spool: %s is not a directory", dir)
+	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: making %s: %w", dir, err)
-	}
-	if fi, err := os.Stat(abs); err != nil {
-		return nil, err
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("spool: %s is not a directory", dir)
 	}
 	open.mu.Lock()
 	if open.dirs == nil {

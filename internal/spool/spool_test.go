@@ -62,7 +62,7 @@ func mustOpen(t *testing.T, dir string, opt Options) *Spool {
 // not; a spool whose records are all confirmed is empty on disk.
 func TestReopen(t *testing.T) {
 	needSpools(t)
-	dir := t.TempDir()
+	dir := platformtest.TempDir(t)
 	s := mustOpen(t, dir, testOptions())
 	const total = 2000
 	for i := range total {
@@ -119,7 +119,7 @@ func TestReopen(t *testing.T) {
 // TestDeletesConfirmedSegments: disk use follows what is unconfirmed.
 func TestDeletesConfirmedSegments(t *testing.T) {
 	needSpools(t)
-	s := mustOpen(t, t.TempDir(), testOptions())
+	s := mustOpen(t, platformtest.TempDir(t), testOptions())
 	defer s.Close(false)
 	for i := range 5000 {
 		if _, err := s.Append(msg(i), true); err != nil {
@@ -143,7 +143,7 @@ func TestLimit(t *testing.T) {
 	needSpools(t)
 	opt := testOptions()
 	opt.Limit = 4 * int64(opt.SegSize)
-	s := mustOpen(t, t.TempDir(), opt)
+	s := mustOpen(t, platformtest.TempDir(t), opt)
 	defer s.Close(false)
 	n := 0
 	var err error
@@ -171,7 +171,7 @@ func TestLimit(t *testing.T) {
 // another (the lock file), and the error says so.
 func TestInUse(t *testing.T) {
 	needSpools(t)
-	dir := t.TempDir()
+	dir := platformtest.TempDir(t)
 	s := mustOpen(t, dir, testOptions())
 	if _, err := Open(dir, testOptions()); !errors.Is(err, ErrInUse) {
 		t.Errorf("a second Open = %v; want ErrInUse", err)
@@ -194,7 +194,7 @@ func TestInUse(t *testing.T) {
 // it.
 func TestNotADirectory(t *testing.T) {
 	needSpools(t)
-	path := filepath.Join(t.TempDir(), "file")
+	path := filepath.Join(platformtest.TempDir(t), "file")
 	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestNotADirectory(t *testing.T) {
 // leaves it, is dropped without a report; the records before it remain.
 func TestTornTail(t *testing.T) {
 	needSpools(t)
-	dir := t.TempDir()
+	dir := platformtest.TempDir(t)
 	s := mustOpen(t, dir, testOptions())
 	for i := range 10 {
 		s.Append(msg(i), false)
@@ -241,7 +241,7 @@ func TestTornTail(t *testing.T) {
 // skipped, counted and reported; the ones after it are handed out.
 func TestDamageSkipped(t *testing.T) {
 	needSpools(t)
-	dir := t.TempDir()
+	dir := platformtest.TempDir(t)
 	s := mustOpen(t, dir, testOptions())
 	var at []int
 	for i := range 3000 {
@@ -281,7 +281,7 @@ func TestNewerFormat(t *testing.T) {
 	needSpools(t)
 	for _, file := range []string{"checkpoint", "segment"} {
 		t.Run(file, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := platformtest.TempDir(t)
 			s := mustOpen(t, dir, testOptions())
 			s.Append(msg(1), true)
 			s.Confirm(1)
@@ -322,7 +322,7 @@ func TestNewerFormat(t *testing.T) {
 // TestCheckpointTorn: a torn checkpoint slot falls back to the other.
 func TestCheckpointTorn(t *testing.T) {
 	needSpools(t)
-	dir := t.TempDir()
+	dir := platformtest.TempDir(t)
 	s := mustOpen(t, dir, testOptions())
 	for i := range 100 {
 		s.Append(msg(i), true)
