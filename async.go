@@ -160,7 +160,7 @@ func (w *writer) run() {
 			}
 		}
 		o.events = o.events[:0]
-		w.checkpoint()
+		w.checkpoint(false)
 		if more {
 			again.Reset(d)
 			d = min(2*d, 10*time.Millisecond)
@@ -185,6 +185,9 @@ func (w *writer) pump() (more, ok bool) {
 		c.check(h, l)
 		if l.state != healthy {
 			c.settle(h, l)
+			// What the dead link's peer took is confirmed now: record
+			// it before a redial that may last as long as the outage.
+			w.checkpoint(true)
 			if c.held() == 0 && !c.spilled() && w.gotConn.Load() {
 				// Nothing to deliver: redial when a Write needs it.
 				return false, true
@@ -205,7 +208,9 @@ func (w *writer) pump() (more, ok bool) {
 		}
 		spilled := c.spilled()
 		c.lockRing()
-		trim := c.ring.usage() >= c.ring.mark || w.roomWait.Load() > 0 || l.sess != nil || spilled
+		// With a spool, acknowledgements are also counted when a
+		// checkpoint is due, so that it records them.
+		trim := c.ring.usage() >= c.ring.mark || w.roomWait.Load() > 0 || l.sess != nil || spilled || w.checkpointDue()
 		k := 0
 		if !l.ackable {
 			// Nothing will confirm what l carried: keep an eighth of
@@ -229,7 +234,7 @@ func (w *writer) pump() (more, ok bool) {
 		if spilled && c.st.confirmed.Load() != confirmed && o.ctx.Err() == nil {
 			// Acknowledgements made room for what waits in the spool:
 			// load and send it now rather than after a pause.
-			w.checkpoint()
+			w.checkpoint(false)
 			continue
 		}
 		return spilled, true

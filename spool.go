@@ -110,12 +110,18 @@ func (s ringSink) Put(p []byte)    { s.r.add(p, notOnLink) }
 // spilled reports whether messages wait in the spool for room in the ring.
 func (c *Conn) spilled() bool { return c.spool != nil && c.spool.Spilling() }
 
-// checkpoint records in the spool what is confirmed, at most every
-// checkpointEvery unless Writes wait for room, which the segments it
-// deletes make. The writer's goroutine calls it.
-func (w *writer) checkpoint() {
+// checkpointDue reports whether the writer should record in the spool
+// what is confirmed: every checkpointEvery, and whenever Writes wait for
+// room, which the segments it deletes make.
+func (w *writer) checkpointDue() bool {
+	return w.c.spool != nil && (time.Since(w.lastCheckpoint) >= checkpointEvery || w.roomWait.Load() > 0)
+}
+
+// checkpoint records in the spool what is confirmed, if it is due or
+// now is set. The writer's goroutine calls it.
+func (w *writer) checkpoint(now bool) {
 	c := w.c
-	if c.spool == nil || time.Since(w.lastCheckpoint) < checkpointEvery && w.roomWait.Load() == 0 {
+	if c.spool == nil || !now && !w.checkpointDue() {
 		return
 	}
 	w.lastCheckpoint = time.Now()

@@ -65,7 +65,7 @@ func TestSpoolDiskErrors(t *testing.T) {
 	})
 
 	t.Run("full", func(t *testing.T) {
-		dir := tmpfs(t, "24m")
+		dir := tmpfs(t, "25m") // two segments, the filler, and the small files
 		filler := filepath.Join(dir, "filler")
 		if err := os.WriteFile(filler, make([]byte, 7<<20), 0o600); err != nil {
 			t.Fatal(err)
