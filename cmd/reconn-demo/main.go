@@ -18,8 +18,14 @@
 //	failover   the server dies for good (RST, no more listening); a second
 //	           server listens on another port, which the reconn clients
 //	           have as their fallback
+//	kill       the server goes down (refuses, resets) and the writer, a
+//	           process of its own, writes the rest and is killed with
+//	           SIGKILL right after its last Write; the server listens
+//	           again and a second writer process starts and closes. Run
+//	           with the two clients whose Write returns while the server
+//	           is down: reconn async and reconn spool
 //
-// Each fault is run with four clients:
+// Each fault is run with five clients:
 //
 //	plain+retry   a net.Conn that, on a write error, closes, redials and
 //	              writes the message once more, as log/syslog does; a
@@ -28,7 +34,10 @@
 //	check only    reconn with replay off (ReplayBuffer -1)
 //	reconn        reconn with its defaults
 //	reconn async  reconn with Async: Write returns at once, one goroutine
-//	              sends in batches
+//	              sends in batches; in the kill fault, with FailWhenFull,
+//	              so that a full queue fails Writes instead of blocking
+//	reconn spool  reconn async with a SpoolDir, a new directory per run,
+//	              removed after it
 //
 // The reconn clients use UserTimeout 1s and MinBackoff 10ms, MaxBackoff
 // 100ms. The program prints one table: messages sent, received, lost, how
@@ -41,8 +50,8 @@
 //	-n N          messages per run (default 50000)
 //	-size B       bytes per message, newline included (default 100)
 //	-rate R       messages per second; 0 is full speed (default 0)
-//	-faults LIST  comma-separated faults (default fin,rst,drain,restart,blackhole,failover)
-//	-clients LIST comma-separated clients: plain, check, reconn, async (default all)
+//	-faults LIST  comma-separated faults (default fin,rst,drain,restart,blackhole,failover,kill)
+//	-clients LIST comma-separated clients: plain, check, reconn, async, spool (default all)
 //	-addr H:P     stream to a real server instead, such as an rsyslog imtcp
 //	              port, with the reconn client unless -clients says
 //	              otherwise, and print live counters once a second while you
@@ -63,6 +72,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,7 +82,7 @@ import (
 	"github.com/reconn/reconn/faultnet"
 )
 
-var allFaults = []string{"fin", "rst", "drain", "restart", "blackhole", "failover"}
+var allFaults = []string{"fin", "rst", "drain", "restart", "blackhole", "failover", "kill"}
 
 // clientKinds maps the accepted -clients names to the names shown.
 var clientKinds = []struct{ key, name string }{
@@ -80,6 +90,7 @@ var clientKinds = []struct{ key, name string }{
 	{"check", "check only"},
 	{"reconn", "reconn"},
 	{"async", "reconn async"},
+	{"spool", "reconn spool"},
 }
 
 const (
@@ -101,6 +112,13 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func main() {
+	if env := os.Getenv(childEnv); env != "" {
+		if err := runChild(env); err != nil {
+			fmt.Fprintf(os.Stderr, "reconn-demo: writer process: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	err := run(os.Args[1:], os.Stdout, os.Stderr)
 	var ue usageError
 	switch {
@@ -137,7 +155,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.size, "size", 100, "bytes per message, newline included")
 	fs.IntVar(&o.rate, "rate", 0, "messages per second (0 = full speed; 1000 with -addr)")
 	faults := fs.String("faults", strings.Join(allFaults, ","), "comma-separated faults: "+strings.Join(allFaults, ", "))
-	clients := fs.String("clients", "", "comma-separated clients: plain, check, reconn, async (default all; reconn with -addr)")
+	clients := fs.String("clients", "", "comma-separated clients: plain, check, reconn, async, spool (default all; reconn with -addr)")
 	fs.StringVar(&o.addr, "addr", "", "stream to this host:port instead of the built-in server; no report")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -176,7 +194,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	list := *clients
 	if list == "" {
-		list = "plain,check,reconn,async"
+		list = "plain,check,reconn,async,spool"
 		if o.addr != "" {
 			list = "reconn"
 		}
@@ -189,7 +207,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			}
 		}
 		if name == "" {
-			return o, usageError{fmt.Sprintf("-clients: unknown client %q (want plain, check, reconn, async)", c)}
+			return o, usageError{fmt.Sprintf("-clients: unknown client %q (want plain, check, reconn, async, spool)", c)}
 		}
 		o.clients = append(o.clients, name)
 	}
@@ -214,14 +232,7 @@ func splitList(s string) []string {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func contains(list []string, s string) bool { return slices.Contains(list, s) }
 
 // counters is what a client reports while it streams.
 type counters struct {
@@ -235,9 +246,9 @@ type client interface {
 	counters() counters
 }
 
-// dialClient connects the named client to addr; the reconn clients fall
-// back to the fallback addresses.
-func dialClient(ctx context.Context, name, addr string, fallbacks ...string) (client, error) {
+// dialClient connects the named client to addr; the spool client spools
+// in dir; the reconn clients fall back to the fallback addresses.
+func dialClient(ctx context.Context, name, addr, dir string, fallbacks ...string) (client, error) {
 	if name == "plain+retry" {
 		p := &plainClient{addr: addr}
 		if err := p.dial(); err != nil {
@@ -250,10 +261,16 @@ func dialClient(ctx context.Context, name, addr string, fallbacks ...string) (cl
 		MinBackoff:  10 * time.Millisecond,
 		MaxBackoff:  100 * time.Millisecond,
 		Fallbacks:   fallbacks,
-		Async:       name == "reconn async",
+		Async:       name == "reconn async" || name == "reconn spool",
 	}
-	if name == "check only" {
+	switch name {
+	case "check only":
 		d.ReplayBuffer = -1
+	case "reconn async":
+		// Only the kill fault's writer process has no server for long.
+		d.FailWhenFull = os.Getenv(childEnv) != ""
+	case "reconn spool":
+		d.SpoolDir = dir
 	}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -342,17 +359,17 @@ func (p *plainClient) counters() counters {
 	return p.n
 }
 
-// stream writes o.n numbered messages to c, paced by o.rate, and counts
-// the failed writes. written is updated as it goes.
-func stream(ctx context.Context, o options, c client, written, errs *atomic.Int64) error {
+// stream writes the messages numbered from..o.n-1 to c, paced by o.rate,
+// and counts the failed writes. written is updated as it goes.
+func stream(ctx context.Context, o options, c client, from int, written, errs *atomic.Int64) error {
 	start := time.Now()
 	var buf []byte
-	for seq := 0; seq < o.n; seq++ {
+	for seq := from; seq < o.n; seq++ {
 		if seq%256 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if o.rate > 0 {
-			next := start.Add(time.Duration(seq) * time.Second / time.Duration(o.rate))
+			next := start.Add(time.Duration(seq-from) * time.Second / time.Duration(o.rate))
 			if d := time.Until(next); d > 0 {
 				time.Sleep(d)
 			}
@@ -429,8 +446,13 @@ func runOne(ctx context.Context, o options, fault, name string, prog *progress) 
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
+	dir, err := spoolDir(name)
+	if err != nil {
+		return rw, err
+	}
+	defer os.RemoveAll(dir)
 	start := time.Now()
-	c, err := dialClient(ctx, name, srv.Addr().String(), fallbacks...)
+	c, err := dialClient(ctx, name, srv.Addr().String(), dir, fallbacks...)
 	if err != nil {
 		return rw, fmt.Errorf("%s: dial: %w", name, err)
 	}
@@ -444,7 +466,7 @@ func runOne(ctx context.Context, o options, fault, name string, prog *progress) 
 	}()
 	var errs atomic.Int64
 	prog.begin(fault+" / "+name, o.n)
-	serr := stream(ctx, o, c, &prog.written, &errs)
+	serr := stream(ctx, o, c, 0, &prog.written, &errs)
 	prog.end()
 	if serr != nil {
 		c.Close()
@@ -486,16 +508,28 @@ func runOne(ctx context.Context, o options, fault, name string, prog *progress) 
 }
 
 func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) error {
-	prog := newProgress(stderr, len(o.faults)*len(o.clients))
+	runs := 0
+	for _, fault := range o.faults {
+		runs += len(clientsFor(fault, o.clients))
+	}
+	prog := newProgress(stderr, runs)
 	var rows []row
 	start := time.Now()
 	for _, fault := range o.faults {
-		for _, name := range o.clients {
-			rw, err := runOne(ctx, o, fault, name, prog)
+		clients := clientsFor(fault, o.clients)
+		if len(clients) == 0 {
+			fmt.Fprintf(stdout, "%s: skipped: runs with %s only\n", fault, strings.Join(killClients, " and "))
+		}
+		for _, name := range clients {
+			run := runOne
+			if fault == "kill" {
+				run = runKill
+			}
+			rw, err := run(ctx, o, fault, name, prog)
 			var fe faultError
 			if errors.As(err, &fe) && fault == "blackhole" {
 				fmt.Fprintf(stdout, "blackhole: skipped: %v\n", fe.err)
-				prog.skip(len(o.clients) - 1)
+				prog.skip(len(clients) - 1)
 				break
 			}
 			if err != nil {
@@ -506,6 +540,20 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	printTable(stdout, o, rows, time.Since(start))
 	return nil
+}
+
+// clientsFor returns the clients, of those chosen, that fault runs with.
+func clientsFor(fault string, chosen []string) []string {
+	if fault != "kill" {
+		return chosen
+	}
+	var out []string
+	for _, c := range chosen {
+		if slices.Contains(killClients, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // runAddr streams to a server the program does not control and prints
@@ -519,14 +567,19 @@ func runAddr(ctx context.Context, o options, stdout io.Writer) error {
 	fmt.Fprintln(stdout, "Restart or kill the server while it runs. The program cannot see the server side,")
 	fmt.Fprintln(stdout, "so there is no loss report: count the seq= numbers the server stored.")
 	for _, name := range o.clients {
-		c, err := dialClient(ctx, name, o.addr)
+		dir, err := spoolDir(name)
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		c, err := dialClient(ctx, name, o.addr, dir)
 		if err != nil {
 			return fmt.Errorf("%s: dial %s: %w", name, o.addr, err)
 		}
 		fmt.Fprintf(stdout, "\nclient %s:\n", name)
 		var written, errs atomic.Int64
 		done := make(chan error, 1)
-		go func() { done <- stream(ctx, o, c, &written, &errs) }()
+		go func() { done <- stream(ctx, o, c, 0, &written, &errs) }()
 		start := time.Now()
 		line := func() {
 			n := c.counters()
@@ -563,4 +616,13 @@ func runAddr(ctx context.Context, o options, stdout io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// spoolDir makes a new directory for the spool client's spool, or
+// returns "" for the other clients; the caller removes it.
+func spoolDir(name string) (string, error) {
+	if name != "reconn spool" {
+		return "", nil
+	}
+	return os.MkdirTemp("", "reconn-demo-spool-")
 }
