@@ -1,6 +1,7 @@
 // Command guest is the first process (PID 1) of the virtual machine in
 // which .ci/qemu runs a test binary built for another architecture
-// (GOARCH=s390x, arm64) on a real Linux kernel: user-mode emulation
+// (GOARCH=s390x, arm64, or 386 on an amd64 kernel where the host runs no
+// 32-bit programs) on a real Linux kernel: user-mode emulation
 // mistranslates the socket options this module depends on (TCP_INFO), a
 // full system does not.
 //
