@@ -10,10 +10,11 @@ import (
 // printTable writes the rows and a legend.
 func printTable(w io.Writer, o options, rows []row, total time.Duration) {
 	exact := true
-	blackhole := false
+	blackhole, kill := false, false
 	for _, r := range rows {
 		exact = exact && r.r.Exact
 		blackhole = blackhole || r.fault == "blackhole"
+		kill = kill || r.fault == "kill"
 	}
 	unavoid := "unavoidable"
 	if !exact {
@@ -48,6 +49,11 @@ func printTable(w io.Writer, o options, rows []row, total time.Duration) {
 	fmt.Fprintln(w, "unavoidable: lost messages that the server's kernel had acknowledged but the server never read")
 	fmt.Fprintln(w, "  before it closed; no TCP client can save those without acknowledgements from the application")
 	fmt.Fprintln(w, "  (RELP or similar). lost - unavoidable is what the client lost itself: for reconn, lost should equal unavoidable.")
+	if kill {
+		fmt.Fprintln(w, "kill: the writer process is killed during the outage; a second one starts on the same spool.")
+		fmt.Fprintln(w, "  duplicated are messages that had reached the server but that the killed writer had not yet")
+		fmt.Fprintln(w, "  recorded as confirmed (it does so every 10 ms, and as soon as it finds a connection dead).")
+	}
 	if blackhole {
 		fmt.Fprintln(w, "plain+retry uses a 1 s write deadline so that it gets past a blackhole; the reconn clients use UserTimeout 1s.")
 	}
