@@ -3,8 +3,10 @@ package reconn
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/reconn/reconn/internal/proto"
@@ -179,6 +181,12 @@ func (l *link) write(h hold, b []byte) (int, error) {
 	n, err := l.nc.Write(b)
 	if l.cc == nil {
 		l.sent += int64(n)
+	}
+	if err != nil && errors.Is(err, syscall.ECONNRESET) {
+		// The write took the socket's reset, which the check's peek
+		// will not see: on a unix socket whose peer closed with data
+		// unread, the pending count then reads 0 as if all was read.
+		l.p.MarkReset()
 	}
 	return n, err
 }
