@@ -206,6 +206,19 @@ func (c *Conn) end(kind EventKind) {
 		detach = frozen && kind == EventFIN
 	}
 	leftover := c.stopReader()
+	if kind == EventRSTUnread {
+		// What the reader had taken from the socket is processed, as a
+		// server processes what it has read: on a unix socket the
+		// client counts it read from the moment it left the kernel,
+		// and no client could learn that it was thrown away. A paused
+		// or delayed server was holding it: that is discarded.
+		c.mu.Lock()
+		if !c.paused && c.latency <= 0 {
+			c.s.consume(c, leftover, c.stalled)
+		}
+		c.mu.Unlock()
+		leftover = nil
+	}
 	c.finish(kind, leftover, measure, frozen, detach, nil)
 }
 
@@ -275,7 +288,9 @@ func (c *Conn) FIN() { c.end(EventFIN) }
 func (c *Conn) RST() { c.end(EventRST) }
 
 // RSTUnread closes the connection abortively and leaves the data the
-// kernel holds unread, unmeasured: the report is marked inexact.
+// kernel holds unread, unmeasured: the report is marked inexact. What the
+// server had already read from the socket it processes first, unless it
+// is paused or has a latency.
 func (c *Conn) RSTUnread() { c.end(EventRSTUnread) }
 
 // HalfClose shuts down the sending side of the connection: the client
