@@ -51,6 +51,11 @@ const (
 	// mode there, runs no check and counts no acknowledgements: the Conn
 	// redials only after a write fails, and replay re-sends every message
 	// it still holds.
+	//
+	// With CheckPeek and CheckState a connection that dies after the last
+	// Write is found by the next Write, Flush or Close: nothing recovers
+	// it in the background, as CheckWatch does. Call Flush before going
+	// quiet where messages must not wait for the next Write.
 	CheckState CheckMode = 2
 
 	// CheckWatch makes the kernel report a peer's FIN or reset as an
