@@ -53,8 +53,8 @@ const (
 	// it still holds.
 	//
 	// With CheckPeek and CheckState a connection that dies after the last
-	// Write is found by the next Write, Flush or Close: nothing recovers
-	// it in the background, as CheckWatch does. Call Flush before going
+	// Write is found by the next Write, Flush or Close: unlike CheckWatch,
+	// nothing recovers it in the background. Call Flush before going
 	// quiet where messages must not wait for the next Write.
 	CheckState CheckMode = 2
 
