@@ -16,13 +16,42 @@ import (
 // Where the platform has no acknowledgement count (see the package
 // documentation), and with replay off, Flush returns at once.
 func (c *Conn) Flush(ctx context.Context) error {
+	return c.flush(ctx, time.Time{}, false)
+}
+
+// Sync is Flush bounded as Close is: by the write deadline if one is set
+// (a *net.OpError wrapping an *UnconfirmedError and os.ErrDeadlineExceeded
+// when it passes), else by Dialer.FlushTimeout (15 seconds by default;
+// with a negative one, Sync does not wait and returns nil on an open
+// Conn). It is what logging libraries call at shutdown and on demand:
+// zap's WriteSyncer, for one, whose Sync a *Conn thus serves without
+// zap.AddSync (which makes it a no-op).
+func (c *Conn) Sync() error {
+	if c.wdlNano.Load() != 0 {
+		return c.flush(nil, time.Time{}, true)
+	}
+	switch {
+	case c.cfg.flushTimeout > 0:
+		return c.flush(nil, time.Now().Add(c.cfg.flushTimeout), true)
+	case c.cfg.flushTimeout < 0:
+		if c.closed.Load() {
+			return c.opError("flush", net.ErrClosed)
+		}
+		return nil
+	}
+	return c.flush(nil, time.Time{}, true)
+}
+
+// flush is Flush and Sync: one op bounded by ctx (if not nil), limit (if
+// not zero) and, if writeDL is set, the write deadline.
+func (c *Conn) flush(ctx context.Context, limit time.Time, writeDL bool) error {
 	if c.closed.Load() {
 		return c.opError("flush", net.ErrClosed)
 	}
 	if err := c.reportRefusal(); err != nil {
 		return c.opError("flush", err)
 	}
-	o := c.newOp(c.life, ctx, time.Time{}, false)
+	o := c.newOp(c.life, ctx, limit, writeDL)
 	defer o.end()
 	var f flushState
 	h, err := o.lock()

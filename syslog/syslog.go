@@ -280,6 +280,20 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return nil
 }
 
+// Sync is Flush bounded as Close is: by reconn.Dialer.FlushTimeout (15
+// seconds by default). It lets a Writer serve as a logging library's
+// syncer (zap's WriteSyncer, for one), so that what was logged reaches
+// the server's kernel at shutdown. Where Flush has nothing to wait for,
+// Sync returns nil at once.
+func (w *Writer) Sync() error {
+	if c := w.conn.Load(); c != nil {
+		if rc, ok := c.Conn.(*reconn.Conn); ok {
+			return rc.Sync()
+		}
+	}
+	return nil
+}
+
 // Emerg logs a message with severity LOG_EMERG, ignoring the severity
 // passed to New.
 func (w *Writer) Emerg(m string) error { return send(w, LOG_EMERG, m) }
