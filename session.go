@@ -40,6 +40,9 @@ func (c *Conn) sendFrames(h hold, o *op, l *link) (int, int64, error) {
 			n++
 		}
 		c.unlockRing()
+		if n > 0 {
+			buf = l.sess.Finish(buf)
+		}
 		l.wbuf = buf
 		if n == 0 {
 			if ms < mn && l.sessN >= limit {

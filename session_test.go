@@ -26,6 +26,8 @@ func (p lineProtocol) MaxMessage() int { return 1 << 10 }
 
 type lineSession struct{ p lineProtocol }
 
+func (s *lineSession) Finish(dst []byte) []byte { return dst }
+
 func (s *lineSession) Append(dst []byte, n int64, msg []byte) []byte {
 	dst = strconv.AppendInt(dst, n, 10)
 	dst = append(dst, ' ')

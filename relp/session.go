@@ -110,6 +110,9 @@ func (s *session) Append(dst []byte, n int64, msg []byte) []byte {
 	return appendFrame(dst, int(n+1), cmdSyslog, msg)
 }
 
+// Finish adds nothing: each message is a frame of its own.
+func (s *session) Finish(dst []byte) []byte { return dst }
+
 func (s *session) Window() int { return s.window }
 
 // Limit keeps TXNR below librelp's largest: a new session comes before.

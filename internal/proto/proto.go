@@ -30,6 +30,12 @@ type Session interface {
 	// session (1 for the first), and returns the extended slice.
 	Append(dst []byte, n int64, msg []byte) []byte
 
+	// Finish appends to dst what ends the frames appended since the last
+	// Finish, before the Conn writes dst: a protocol that packs several
+	// messages into one request (package forward) closes it here; one
+	// that frames each message alone returns dst.
+	Finish(dst []byte) []byte
+
 	// Run reads the server's frames until the session ends, and returns
 	// why. It calls acked(n) once messages 1 to n of the session have
 	// been answered, in order, and refused(n, err) for a message the
