@@ -2,6 +2,7 @@ package reconn_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -365,6 +366,19 @@ func TestSpoolSurvivesKill(t *testing.T) {
 			accepted, _, _ := runSpoolChild(t, dir, addr, 0, first, killAt)
 			if accepted < killAt {
 				t.Fatalf("the writer was killed after message %d; want at least %d", accepted, killAt)
+			}
+			if srv != nil {
+				// What the killed writer's kernel handed over before the
+				// kill is the server's, acknowledged and so forgotten by
+				// the spool: no writer can order it against a new
+				// connection the server reads at the same time. Let the
+				// server read the old connection to its end first.
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				err := srv.wait(ctx, func() bool { return srv.ended == srv.accepted })
+				cancel()
+				if err != nil {
+					t.Fatalf("the server read no end of the killed writer's connection: %v", err)
+				}
 			}
 			if tc.damage {
 				damageSpool(t, dir)
