@@ -39,10 +39,11 @@ type Conn struct {
 	// the ring. With Async, Write appends to the ring without the right,
 	// under rmu: then everyone takes rmu around each use of the ring
 	// (lockRing), never across a blocking step.
-	gate gate
-	cur  atomic.Pointer[link] // the current link: replaced by the holder, loaded by anyone
-	ring ring
-	rmu  sync.Mutex
+	gate  gate
+	cur   atomic.Pointer[link] // the current link: replaced by the holder, loaded by anyone
+	ring  ring
+	flaps int // the holder's: links in a row that ended young, confirming nothing (recover.go)
+	rmu   sync.Mutex
 
 	// Anyone, atomically.
 	closed    atomic.Bool           // Close has begun

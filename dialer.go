@@ -192,7 +192,12 @@ type Dialer struct {
 	// MinBackoff and MaxBackoff bound the wait between redial attempts.
 	// The first attempt after a failure is immediate; the wait before
 	// attempt n+1 is drawn at random between half and all of
-	// MinBackoff·2^(n-1), capped at MaxBackoff. If MinBackoff is zero, the
+	// MinBackoff·2^(n-1), capped at MaxBackoff. A connection that ends
+	// within a second of being made, with no message confirmed on it,
+	// counts as a failed attempt, and so do the ones after it that end
+	// the same way: a server that accepts and drops every connection (a
+	// proxy without a backend, a protocol session refused at once) is
+	// redialed with backoff, not in a loop. If MinBackoff is zero, the
 	// default is 100 milliseconds; if MaxBackoff is zero, the default is 5
 	// seconds, or MinBackoff if that is larger. A negative value, or a
 	// MaxBackoff below MinBackoff, fails DialContext.

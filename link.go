@@ -42,6 +42,7 @@ type link struct {
 
 	afterFIN bool      // set by install: the link it replaced was left for its peer's FIN
 	upAt     time.Time // set: when the connection was made
+	conf0    int64     // set by install: the Conn's confirmed count then
 	sent0    int64     // set: sentNow once the link was set up (a TLS handshake counts)
 
 	placeholder bool        // set: stands for the connection an Async Conn has not made yet

@@ -121,9 +121,22 @@ func (c *Conn) redial(h hold, o *op, old *link, need bool) error {
 		// earlier recovery (in the background, say) that gave up.
 		o.last = c.st.lastError()
 	}
+	// A connection that ended young, having confirmed nothing, counts
+	// as a failed attempt: a server that accepts and drops each
+	// connection (a proxy without a backend, a session refused after it
+	// opened) is redialed with backoff, not in a loop.
+	flaps := 0
+	if !old.placeholder && !old.full {
+		if time.Since(old.upAt) < youngLink && c.st.confirmed.Load() == old.conf0 {
+			c.flaps++
+			flaps = c.flaps
+		} else {
+			c.flaps = 0
+		}
+	}
 	for round := 0; ; round++ {
-		if round > 0 {
-			if err := c.backoffWait(h, o, rc, c.backoff(round), old); err != nil {
+		if round > 0 || flaps > 0 {
+			if err := c.backoffWait(h, o, rc, c.backoff(round+flaps), old); err != nil {
 				return o.fail(err)
 			}
 		}
@@ -258,6 +271,7 @@ func (c *Conn) settle(h hold, old *link) {
 // install makes l the current link, in place of old.
 func (c *Conn) install(h hold, l *link, old *link) {
 	l.afterFIN = old != nil && old.leaving
+	l.conf0 = c.st.confirmed.Load()
 	c.downSince.Store(0)
 	c.w.up()
 	c.mu.Lock()
@@ -301,6 +315,10 @@ func (c *Conn) install(h hold, l *link, old *link) {
 
 // lingerTime bounds how long a Read may go on reading a replaced link.
 const lingerTime = 2 * time.Second
+
+// youngLink: a connection that ends sooner after it was made, with
+// nothing confirmed on it, counts as a failed dial (see redial).
+const youngLink = time.Second
 
 // backoff is the wait before redial attempt n (n >= 1): a random time
 // between half and all of MinBackoff·2^(n-1), capped at MaxBackoff.

@@ -107,6 +107,9 @@ func TestBackoffAndRedialTimeout(t *testing.T) {
 		const minB, maxB, limit = 100 * time.Millisecond, time.Second, 10 * time.Second
 		c := dialPipe(t, &reconn.Dialer{Dialer: pd, MinBackoff: minB, MaxBackoff: maxB, RedialTimeout: limit})
 		defer c.Close()
+		// A connection that ends within a second counts as a failed
+		// dial (see TestBackoffAfterDrop): this one lived longer.
+		time.Sleep(2 * time.Second)
 		pd.setUp(primary, false)
 		pd.hangUp()
 		start := time.Now()
@@ -132,6 +135,66 @@ func TestBackoffAndRedialTimeout(t *testing.T) {
 			t.Errorf("last attempt %v after the failure; want within MaxBackoff (%v) of RedialTimeout (%v)", last, maxB, limit)
 		}
 	})
+}
+
+// dropDialer makes connections whose server end is closed as soon as they
+// are made: a server that accepts and drops each connection.
+type dropDialer struct {
+	mu       sync.Mutex
+	attempts []time.Time
+}
+
+func (d *dropDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.attempts = append(d.attempts, time.Now())
+	c, s := net.Pipe()
+	s.Close()
+	return c, nil
+}
+
+// TestBackoffAfterDrop: a server that accepts every connection and drops
+// it at once is redialed with backoff, as a refusal is: each connection
+// that ends young and confirms nothing counts as a failed attempt, so the
+// waits between dials grow up to MaxBackoff, and Close ends at its bound.
+func TestBackoffAfterDrop(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sync", true: "async"}[async], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				dd := &dropDialer{}
+				const minB, maxB, limit = 100 * time.Millisecond, time.Second, 10 * time.Second
+				c, err := (&reconn.Dialer{Dialer: dd, MinBackoff: minB, MaxBackoff: maxB, RedialTimeout: limit,
+					Async: async, FlushTimeout: limit}).Dial("tcp", primary)
+				if err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				_, werr := c.Write([]byte("m\n"))
+				cerr := c.Close()
+				if took := time.Since(start); took > limit+maxB {
+					t.Errorf("Write and Close took %v; want within RedialTimeout (%v) and a backoff", took, limit)
+				}
+				if werr == nil && cerr == nil {
+					t.Fatal("Write and Close returned nil; the server dropped every connection")
+				}
+				dd.mu.Lock()
+				at := dd.attempts
+				dd.mu.Unlock()
+				// Waits of at least half of 100, 200, 400, 800 ms, then
+				// of half a second or more: within 10 s, 22 dials at most.
+				if len(at) < 4 || len(at) > 22 {
+					t.Fatalf("%d dials in %v; want the waits of a backoff between them", len(at), time.Since(start))
+				}
+				for n := 2; n < len(at); n++ {
+					d := min(minB<<(n-2), maxB)
+					if gap := at[n].Sub(at[n-1]); gap < d/2 {
+						t.Errorf("wait before dial %d: %v; want at least %v", n+1, gap, d/2)
+					}
+				}
+				t.Logf("%d dials; Write = %v; Close = %v", len(at), werr, cerr)
+			})
+		})
+	}
 }
 
 // TestCloseFlushLimit: with Async and the server down, Close waits for
