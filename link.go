@@ -86,8 +86,11 @@ func (c *countConn) Write(b []byte) (int, error) {
 // dialLink makes one underlying connection to the i-th address and sets
 // up its socket. The connect and the TLS handshake together are bounded
 // by ctx and by the per-attempt bound of the configuration.
-func (c *Conn) dialLink(ctx context.Context, i int) (*link, error) {
+func (c *Conn) dialLink(ctx context.Context, i int) (_ *link, err error) {
 	cfg := c.cfg
+	if o, ok := cfg.proto.(proto.DialObserver); ok {
+		defer func() { o.Dialed(err) }()
+	}
 	if cfg.attempt > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.attempt)

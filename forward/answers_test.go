@@ -43,14 +43,7 @@ func TestBadAnswers(t *testing.T) {
 				t.Fatal(err)
 			}
 			const n = 2000
-			for i := range n {
-				if _, err := fmt.Fprintf(c, "r-%d", i); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := c.Close(); err != nil {
-				t.Fatalf("Close = %v", err)
-			}
+			writeAndClose(t, c, n)
 			st := c.Stats()
 			if st.LastError == nil || !errors.Is(st.LastError, errMalformed) || !strings.Contains(st.LastError.Error(), tc.want) {
 				t.Errorf("LastError = %v; want a malformed answer: %s", st.LastError, tc.want)
@@ -58,13 +51,7 @@ func TestBadAnswers(t *testing.T) {
 			if st.Redials < 1 {
 				t.Errorf("%d redials; want one at least", st.Redials)
 			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			for i := range n {
-				if s.got[fmt.Sprintf("r-%d", i)] == 0 {
-					t.Fatalf("record r-%d lost", i)
-				}
-			}
+			s.checkRecords(t, n, false)
 		})
 	}
 }

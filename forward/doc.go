@@ -21,8 +21,14 @@
 // than 8 or longer than 64 KiB ends the connection (and the Conn redials);
 // no length the server claims is allocated.
 //
-// Not supported yet: the shared-key handshake (HELO, PING, PONG), gzip
-// (CompressedPackedForward), and sending without acks.
+// With Dialer.SharedKey, each connection starts with the protocol's
+// shared-key handshake (the server's HELO, the client's PING, the server's
+// PONG; users and passwords too), and the client checks that the server
+// holds the key as well. A refusal on the first connection fails
+// DialContext with ErrAuthFailed.
+//
+// Not supported: gzip (CompressedPackedForward), and sending without
+// acks (every server named above acknowledges a request that asks).
 //
 // A Conn serves as a logging library's writer: its Sync is what zap's
 // WriteSyncer calls at shutdown, and a slog handler writes to it as to

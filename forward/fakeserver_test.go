@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -33,6 +34,7 @@ type fakeServer struct {
 	served   int     // connections served
 	badSent  bool    // opt.answer was sent
 	bad      []error // requests that did not decode
+	refused  []error // handshakes the server refused
 	changed  chan struct{}
 	closed   bool
 	wg       sync.WaitGroup
@@ -45,6 +47,14 @@ type fakeOptions struct {
 	crashPause  time.Duration // before listening again
 	answer      []byte        // if set, sent instead of the first ack
 	silentFirst bool          // acknowledge nothing on the first connection
+
+	// sharedKey, if set, makes each connection start with the handshake;
+	// users, if not nil, makes it ask for a user and password too.
+	// badProof makes it accept the client with a PONG whose digest is
+	// not made with the key, as a server that does not hold it would.
+	sharedKey string
+	users     map[string]string
+	badProof  bool
 }
 
 func newFakeServer(t testing.TB, key string, opt fakeOptions) *fakeServer {
@@ -124,6 +134,14 @@ func (s *fakeServer) serve(nc net.Conn) {
 	}
 	var held []decoded // taken, not acknowledged
 	buf := make([]byte, 0, 256<<10)
+	if s.opt.sharedKey != "" {
+		rest, err := s.handshake(nc)
+		if err != nil {
+			s.update(func() { s.refused = append(s.refused, err) })
+			return
+		}
+		buf = append(buf, rest...)
+	}
 	rd := make([]byte, 64<<10)
 	s.mu.Lock()
 	s.served++
@@ -374,4 +392,97 @@ func newPipeServer(t testing.TB, key string, opt fakeOptions) *fakeServer {
 		conns: map[net.Conn]bool{}, got: map[string]int{}, tags: map[string]int{}, changed: make(chan struct{})}
 	t.Cleanup(s.close)
 	return s
+}
+
+// handshake runs the server's side of the shared-key handshake, and
+// returns what the client sent after its PING.
+func (s *fakeServer) handshake(nc net.Conn) ([]byte, error) {
+	nonce := make([]byte, 16)
+	crand.Read(nonce)
+	authSalt := ""
+	if s.opt.users != nil {
+		authSalt = "fake-auth-salt"
+	}
+	helo := appendArrayHeader(nil, 2)
+	helo = appendStr(helo, "HELO")
+	helo = appendMapHeader(helo, 3)
+	helo = appendStr(helo, "nonce")
+	helo = append(helo, 0xc4, byte(len(nonce)))
+	helo = append(helo, nonce...)
+	helo = appendStr(helo, "auth")
+	helo = appendStr(helo, authSalt)
+	helo = appendStr(helo, "keepalive")
+	helo = append(helo, 0xc3)
+	if _, err := nc.Write(helo); err != nil {
+		return nil, err
+	}
+	r := answerReader{nc: nc}
+	ping, err := r.next()
+	if err != nil {
+		return nil, err
+	}
+	f, err := command(ping, "PING", 6)
+	if err != nil {
+		return nil, err
+	}
+	var str [5]string
+	for i := range str {
+		t, _, _ := head(f[i+1])
+		if t.kind != kStr {
+			return nil, fmt.Errorf("PING field %d is not a str", i+1)
+		}
+		str[i] = string(t.b)
+	}
+	host, salt, proof, user, pass := str[0], str[1], str[2], str[3], str[4]
+	ok, reason := true, ""
+	switch {
+	case proof != digest(salt, host, string(nonce), s.opt.sharedKey):
+		ok, reason = false, "shared_key mismatch"
+	case s.opt.users != nil && (s.opt.users[user] == "" || pass != digest(authSalt, user, s.opt.users[user])):
+		ok, reason = false, "username/password mismatch"
+	}
+	key := s.opt.sharedKey
+	if s.opt.badProof {
+		key = "not the key"
+	}
+	pong := appendArrayHeader(nil, 5)
+	pong = appendStr(pong, "PONG")
+	pong = append(pong, map[bool]byte{false: 0xc2, true: 0xc3}[ok])
+	pong = appendStr(pong, reason)
+	pong = appendStr(pong, "fake-server")
+	pong = appendStr(pong, digest(salt, "fake-server", string(nonce), key))
+	if _, err := nc.Write(pong); err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errors.New(reason)
+	}
+	return append([]byte(nil), r.rest...), nil
+}
+
+// writeAndClose writes the records r-0 to r-(n-1), one a Write, and
+// closes c; every error fails the test.
+func writeAndClose(t *testing.T, c *Conn, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := fmt.Fprintf(c, "r-%d\n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+}
+
+// checkRecords fails the test unless every record r-0 to r-(n-1) was
+// acknowledged, exactly once if once is set.
+func (s *fakeServer) checkRecords(t *testing.T, n int, once bool) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range n {
+		if k := s.got[fmt.Sprintf("r-%d", i)]; k == 0 || once && k != 1 {
+			t.Fatalf("record r-%d acknowledged %d times; want %s", i, k, map[bool]string{true: "once", false: "at least once"}[once])
+		}
+	}
 }

@@ -75,6 +75,32 @@ type Dialer struct {
 	// IntegerTime sends each record's time as integer seconds instead of
 	// EventTime (nanoseconds), for servers older than Fluentd 0.14.
 	IntegerTime bool
+
+	// SharedKey, if not empty, starts each connection with the
+	// protocol's shared-key handshake (the server's HELO, the client's
+	// PING, the server's PONG): the client proves to the server that it
+	// holds the key, and the server proves it to the client, each by a
+	// SHA-512 digest of the key with random salt and nonce. It is
+	// Fluentd's <security> shared_key and Fluent Bit's Shared_Key. The
+	// handshake authenticates and does not encrypt: across a network
+	// that others can read, use it with TLSConfig. With a SharedKey,
+	// DialContext waits for the end of the first dial attempt (bounded
+	// by ctx and by reconn's per-attempt bound): a server that refuses
+	// the key, the user or the password fails DialContext with an error
+	// wrapping ErrAuthFailed; a server that cannot be reached does not,
+	// and the Conn keeps dialing as without a key. A refusal met on a
+	// later connection ends that connection, like any dial error.
+	SharedKey string
+
+	// Hostname is the client's name in the handshake (Fluentd's
+	// self_hostname). If empty, the default is os.Hostname, or
+	// "localhost" where that fails.
+	Hostname string
+
+	// Username and Password answer a server that asks for users
+	// (Fluentd's <user> in <security>) in the handshake. They are used
+	// only with a SharedKey.
+	Username, Password string
 }
 
 // A Conn sends records to a Forward server (Fluentd, Fluent Bit, Vector,
@@ -124,7 +150,7 @@ func (d *Dialer) Dial(network, address string) (*Conn, error) {
 // thus delivered at least once, and may be delivered twice: the server
 // may have taken a request whose ack the end of the connection lost.
 // Flush, Sync and Close wait for the acks, within their bounds.
-func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Conn, error) {
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (_ *Conn, err error) {
 	bad := func(what string) error {
 		return &net.OpError{Op: "dial", Net: network, Err: errors.New("forward: Dialer." + what + " is negative")}
 	}
@@ -153,11 +179,36 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (*Con
 		maxEntry:     orDefault(d.MaxRecordSize, defaultMaxRecord),
 		ackTimeout:   orDefault(d.AckTimeout, defaultAckTimeout),
 	}
+	if d.SharedKey != "" {
+		p.auth = &auth{sharedKey: d.SharedKey, hostname: d.Hostname, username: d.Username, password: d.Password}
+		if p.auth.hostname == "" {
+			p.auth.hostname, err = os.Hostname()
+			if err != nil || p.auth.hostname == "" {
+				p.auth.hostname = "localhost"
+			}
+		}
+		p.first = make(chan error, 1)
+	}
 	nc, err := proto.Dial(ctx, &d.Dialer, p, network, address)
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{rc: nc.(*reconn.Conn), key: appendStr(nil, key), intTime: d.IntegerTime}, nil
+	c := &Conn{rc: nc.(*reconn.Conn), key: appendStr(nil, key), intTime: d.IntegerTime}
+	if p.first == nil {
+		return c, nil
+	}
+	select {
+	case err = <-p.first:
+		if !errors.Is(err, ErrAuthFailed) {
+			return c, nil // up, or not reached: the Conn keeps dialing
+		}
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	}
+	// Nothing written is lost: what a SpoolDir holds stays there.
+	c.rc.SetWriteDeadline(time.Now())
+	c.rc.Close()
+	return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 }
 
 func orDefault[T int | time.Duration](v, def T) T {

@@ -21,21 +21,10 @@ func TestDeliverAcked(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 5000
-	for i := range n {
-		if _, err := fmt.Fprintf(c, "r-%d\n", i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("Close = %v", err)
-	}
+	writeAndClose(t, c, n)
+	s.checkRecords(t, n, true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range n {
-		if s.got[fmt.Sprintf("r-%d", i)] != 1 {
-			t.Fatalf("record r-%d acknowledged %d times; want 1", i, s.got[fmt.Sprintf("r-%d", i)])
-		}
-	}
 	if len(s.tags) != 1 || s.tags["app.test"] == 0 {
 		t.Errorf("tags %v; want app.test only", s.tags)
 	}

@@ -24,14 +24,31 @@ type protocol struct {
 	batchRecords int
 	maxEntry     int
 	ackTimeout   time.Duration
+	auth         *auth // nil without a shared key
+
+	firstOnce sync.Once
+	first     chan error // the first dial attempt's end, for DialContext
 }
 
 func (p *protocol) MaxMessage() int { return p.maxEntry }
 
-// Open starts a session on nc. Forward has no greeting without a shared
-// key: the session is up at once.
+// Open starts a session on nc: with a shared key, after the handshake;
+// without, at once, since Forward has no other greeting.
 func (p *protocol) Open(ctx context.Context, nc net.Conn) (proto.Session, error) {
+	if p.auth != nil {
+		if err := p.auth.handshake(ctx, nc); err != nil {
+			return nil, err
+		}
+	}
 	return &session{p: p}, nil
+}
+
+// Dialed hands the end of the Conn's first dial attempt to DialContext.
+func (p *protocol) Dialed(err error) {
+	if p.first == nil {
+		return
+	}
+	p.firstOnce.Do(func() { p.first <- err })
 }
 
 // A session sends PackedForward requests, each with a chunk id of its own,
@@ -141,6 +158,9 @@ func (s *session) Run(nc net.Conn, acked func(int64), refused func(int64, error)
 				break
 			}
 			if err != nil {
+				if _, herr := command(rest, "HELO", 2); herr == nil {
+					return fmt.Errorf("%w: the server asks for the shared-key handshake (HELO), and Dialer.SharedKey is empty", ErrAuthFailed)
+				}
 				return err
 			}
 			rest = rest[n:]

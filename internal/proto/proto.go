@@ -22,6 +22,14 @@ type Protocol interface {
 	MaxMessage() int
 }
 
+// A DialObserver is a Protocol that learns how each dial attempt of its
+// Conn ended: Dialed is called once per attempt, from the goroutine that
+// dialed, with nil once the session is open, or with the error of the
+// connect, the TLS handshake or Open. It must not block.
+type DialObserver interface {
+	Dialed(err error)
+}
+
 // A Session is one protocol session over one connection. The Conn calls
 // Append and Close from the goroutine that writes, and Run from a
 // goroutine of its own.
