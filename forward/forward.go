@@ -225,13 +225,14 @@ func orDefault[T int | time.Duration](v, def T) T {
 // at the write deadline (a net.Error with Timeout() true) if the Window
 // or the ReplayBuffer is full, or once the Conn is closed.
 func (c *Conn) Write(b []byte) (int, error) {
-	if k := len(b); k > 0 && b[k-1] == '\n' {
-		b = b[:k-1]
+	text := b
+	if k := len(text); k > 0 && text[k-1] == '\n' {
+		text = text[:k-1]
 	}
 	bp := c.buf()
 	e := c.appendHead(*bp, time.Now(), 1)
 	e = append(e, c.key...)
-	e = appendStr(e, b)
+	e = appendStr(e, text)
 	_, err := c.rc.Write(e)
 	*bp = e
 	c.bufs.Put(bp)

@@ -147,3 +147,22 @@ func TestWriteAllocs(t *testing.T) {
 		t.Errorf("%.2f allocations per Write; want 0", a)
 	}
 }
+
+// TestWriteCount: Write reports every byte of b taken, the newline it does
+// not send included, as io.Writer requires of a Write that returns nil.
+func TestWriteCount(t *testing.T) {
+	s := newFakeServer(t, "message", fakeOptions{})
+	c, err := Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"line\n", "line", "", "\n"} {
+		if n, err := c.Write([]byte(b)); n != len(b) || err != nil {
+			t.Errorf("Write(%q) = %d, %v; want %d, nil", b, n, err, len(b))
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.wait("4 records", func() bool { return s.got["line"] == 2 && s.got[""] == 2 })
+}
