@@ -27,6 +27,12 @@
 // holds the key as well. A refusal on the first connection fails
 // DialContext with ErrAuthFailed.
 //
+// Tested against real servers: the OpenTelemetry Collector's
+// fluentforwardreceiver (v0.165.1), in the separate module
+// internal/forwardinterop, which streams through a receiver restarted
+// mid-stream. Fluentd, Fluent Bit and Vector have not been run against
+// it yet.
+//
 // Not supported: gzip (CompressedPackedForward), and sending without
 // acks (every server named above acknowledges a request that asks).
 //
