@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
-	"time"
 
 	"github.com/reconn/reconn/internal/proto"
 )
@@ -20,17 +19,6 @@ type protocol struct {
 
 func (p *protocol) MaxMessage() int { return p.maxMessage }
 
-// bounded bounds one exchange of a session on nc by ctx (see
-// proto.Bound), and clears nc's deadline once it is over: the session's
-// reader reads without one.
-func bounded(ctx context.Context, nc net.Conn) (done func()) {
-	release := proto.Bound(ctx, nc.SetDeadline)
-	return func() {
-		release()
-		nc.SetDeadline(time.Time{})
-	}
-}
-
 // errServerClose ends a session that the server closed with the
 // "serverclose" hint.
 var errServerClose = errors.New("relp: the server closed the session (serverclose)")
@@ -39,7 +27,7 @@ var errServerClose = errors.New("relp: the server closed the session (serverclos
 // librelp expects, and checks the answer. A server's answer that does not
 // offer the syslog command, or refuses, fails the dial.
 func (p *protocol) Open(ctx context.Context, nc net.Conn) (proto.Session, error) {
-	defer bounded(ctx, nc)()
+	defer proto.BoundConn(ctx, nc)()
 	if _, err := nc.Write(appendFrame(nil, 1, cmdOpen, []byte(openOffers))); err != nil {
 		return nil, fmt.Errorf("relp: sending open: %w", err)
 	}
@@ -165,7 +153,7 @@ func (s *session) Run(nc net.Conn, acked func(int64), refused func(int64, error)
 func (s *session) Close(ctx context.Context, nc net.Conn, n int64) error {
 	t := n + 2
 	s.closeTxnr.Store(t)
-	defer bounded(ctx, nc)()
+	defer proto.BoundConn(ctx, nc)()
 	if _, err := nc.Write(appendFrame(nil, int(t), cmdClose, nil)); err != nil {
 		return err
 	}

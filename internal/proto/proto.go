@@ -95,6 +95,17 @@ func Bound(ctx context.Context, set func(time.Time) error) (release func() (touc
 	}
 }
 
+// BoundConn bounds one exchange of a session on nc (its Open, its Close)
+// by ctx, as Bound does with nc's SetDeadline, and clears nc's deadline
+// once done is called: the session's reader reads without one.
+func BoundConn(ctx context.Context, nc net.Conn) (done func()) {
+	release := Bound(ctx, nc.SetDeadline)
+	return func() {
+		release()
+		nc.SetDeadline(time.Time{})
+	}
+}
+
 // longAgo is a deadline that has passed: setting it ends the I/O under
 // way at once.
 var longAgo = time.Unix(1, 0)
