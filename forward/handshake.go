@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
 
 	"github.com/reconn/reconn/internal/proto"
 )
@@ -34,10 +33,9 @@ type auth struct {
 // users, a salt for the password), the client's PING with a digest of the
 // key, and the server's PONG, whose own digest proves it holds the key.
 func (a *auth) handshake(ctx context.Context, nc net.Conn) (err error) {
-	release := proto.Bound(ctx, nc.SetDeadline)
+	done := proto.BoundConn(ctx, nc)
 	defer func() {
-		release()
-		nc.SetDeadline(time.Time{})
+		done()
 		if err != nil && ctx.Err() != nil && !errors.Is(err, ErrAuthFailed) {
 			err = fmt.Errorf("forward: handshake: %w", context.Cause(ctx))
 		}
@@ -99,7 +97,8 @@ func digest(parts ...string) string {
 }
 
 // answerReader reads whole MessagePack values from the server, none
-// longer than maxAnswer.
+// longer than maxAnswer, into a buffer that grows from 4 KiB as long
+// values need it: the handshake's HELO and PONG, then the session's acks.
 type answerReader struct {
 	nc   net.Conn
 	buf  []byte
@@ -107,7 +106,8 @@ type answerReader struct {
 }
 
 // next returns the next value, aliasing the reader's buffer until the
-// following call.
+// following call. An error of the connection (a read deadline, say)
+// leaves what was read of an incomplete value for the next call.
 func (r *answerReader) next() ([]byte, error) {
 	for {
 		if len(r.rest) > 0 {
@@ -124,9 +124,13 @@ func (r *answerReader) next() ([]byte, error) {
 				return nil, fmt.Errorf("%w: an answer longer than %d bytes", errMalformed, maxAnswer)
 			}
 		}
-		if r.buf == nil {
-			r.buf = make([]byte, maxAnswer)
+		switch {
+		case r.buf == nil:
+			r.buf = make([]byte, 4<<10)
+		case len(r.rest) == len(r.buf):
+			r.buf = make([]byte, min(2*len(r.buf), maxAnswer))
 		}
+		// What is incomplete moves to the front, with room after it.
 		k := copy(r.buf, r.rest)
 		n, err := r.nc.Read(r.buf[k:])
 		r.rest = r.buf[:k+n]

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"os"
@@ -149,55 +148,32 @@ var ErrAckTimeout = errors.New("forward: no ack within the ack timeout")
 // records count as delivered. An ack for no request sent, anything that is
 // not an ack, or a request unanswered for AckTimeout ends the session.
 func (s *session) Run(nc net.Conn, acked func(int64), refused func(int64, error)) error {
-	buf := make([]byte, 4<<10)
-	var rest []byte
+	r := answerReader{nc: nc}
 	for {
-		for len(rest) > 0 {
-			id, n, err := parseAck(rest)
-			if errors.Is(err, errShort) {
-				break
-			}
-			if err != nil {
-				if _, herr := command(rest, "HELO", 2); herr == nil {
-					return fmt.Errorf("%w: the server asks for the shared-key handshake (HELO), and Dialer.SharedKey is empty", ErrAuthFailed)
-				}
-				return err
-			}
-			rest = rest[n:]
-			last, err := s.ack(id)
-			if err != nil {
-				return err
-			}
-			if last > 0 {
-				acked(last)
-			}
-		}
-		// Keep what is incomplete at the front, and room after it.
-		if len(rest) > 0 && &rest[0] != &buf[0] {
-			copy(buf, rest)
-		}
-		if len(rest) == len(buf) {
-			if len(buf) >= maxAnswer {
-				return fmt.Errorf("%w: an answer longer than %d bytes", errMalformed, maxAnswer)
-			}
-			nb := make([]byte, 2*len(buf))
-			copy(nb, rest)
-			buf = nb
-		}
 		nc.SetReadDeadline(s.due())
-		k, err := nc.Read(buf[len(rest):])
-		rest = buf[:len(rest)+k]
-		if err != nil && k == 0 {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if s.overdue() {
-					return ErrAckTimeout
-				}
-				continue
+		v, err := r.next()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if s.overdue() {
+				return ErrAckTimeout
 			}
-			if errors.Is(err, io.EOF) {
-				return errors.New("forward: the server closed the connection")
+			continue // a request sent since; what was read stays
+		}
+		if err != nil {
+			return err
+		}
+		id, _, err := parseAck(v)
+		if err != nil {
+			if _, herr := command(v, "HELO", 2); herr == nil {
+				return fmt.Errorf("%w: the server asks for the shared-key handshake (HELO), and Dialer.SharedKey is empty", ErrAuthFailed)
 			}
 			return err
+		}
+		last, err := s.ack(id)
+		if err != nil {
+			return err
+		}
+		if last > 0 {
+			acked(last)
 		}
 	}
 }
