@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reconn/reconn"
+	"github.com/reconn/reconn/internal/delayline"
 )
 
 // BenchmarkAckCost streams 100,000 records of 100 bytes and closes,
@@ -63,24 +64,57 @@ func BenchmarkAckCost(b *testing.B) {
 // timePlain times reconn over TCP, with Async, to a server that reads
 // and discards.
 func timePlain(b *testing.B, delay time.Duration, records int, msg []byte) time.Duration {
+	addr, wait := serveOne(b, delay, func(nc net.Conn) { io.Copy(io.Discard, nc) })
+	defer wait()
+	return timeStream(b, records, msg, func() (io.WriteCloser, error) {
+		return (&reconn.Dialer{Async: true}).Dial("tcp", addr)
+	})
+}
+
+// timeForward times package forward to a server that acknowledges every
+// request as soon as it has read it whole.
+func timeForward(b *testing.B, delay time.Duration, records int, msg []byte, d *Dialer) time.Duration {
+	var got int64
+	addr, wait := serveOne(b, delay, func(nc net.Conn) { got = ackAll(nc) })
+	if d == nil {
+		d = &Dialer{}
+	}
+	took := timeStream(b, records, msg, func() (io.WriteCloser, error) { return d.Dial("tcp", addr) })
+	wait()
+	if got != int64(records) {
+		b.Fatalf("the server acknowledged %d records; want %d", got, records)
+	}
+	return took
+}
+
+// serveOne hands the first connection to a free port of 127.0.0.1 to
+// serve, and returns the address to dial, through a delay line if delay
+// is not zero; wait stops listening and waits for serve to return.
+func serveOne(b *testing.B, delay time.Duration, serve func(net.Conn)) (addr string, wait func()) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer ln.Close()
 	wg.Go(func() {
 		nc, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		defer nc.Close()
-		io.Copy(io.Discard, nc)
+		serve(nc)
 	})
-	addr := proxy(b, ln.Addr().String(), delay)
+	return delayline.Proxy(b, ln.Addr().String(), delay), func() {
+		ln.Close()
+		wg.Wait()
+	}
+}
+
+// timeStream times a dial, the Writes of records copies of msg, and the
+// Close that waits for their delivery.
+func timeStream(b *testing.B, records int, msg []byte, dial func() (io.WriteCloser, error)) time.Duration {
 	start := time.Now()
-	c, err := (&reconn.Dialer{Async: true}).Dial("tcp", addr)
+	c, err := dial()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,56 +129,11 @@ func timePlain(b *testing.B, delay time.Duration, records int, msg []byte) time.
 	return time.Since(start)
 }
 
-// timeForward times package forward to a server that acknowledges every
-// request as soon as it has read it whole.
-func timeForward(b *testing.B, delay time.Duration, records int, msg []byte, d *Dialer) time.Duration {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer ln.Close()
-	var got int64
-	wg.Go(func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		got = ackAll(b, nc)
-	})
-	addr := proxy(b, ln.Addr().String(), delay)
-	if d == nil {
-		d = &Dialer{}
-	}
-	start := time.Now()
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for range records {
-		if _, err := c.Write(msg); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := c.Close(); err != nil {
-		b.Fatal(err)
-	}
-	took := time.Since(start)
-	ln.Close()
-	wg.Wait()
-	if got != int64(records) {
-		b.Fatalf("the server acknowledged %d records; want %d", got, records)
-	}
-	return took
-}
-
 // ackAll reads PackedForward requests from nc until it ends, answers
 // each with its chunk's ack, and returns the records acknowledged, by
 // the requests' "size". It decodes no more than that: the benchmark
 // measures the client.
-func ackAll(b *testing.B, nc net.Conn) int64 {
+func ackAll(nc net.Conn) int64 {
 	var n int64
 	buf := make([]byte, 0, 1<<20)
 	rd := make([]byte, 256<<10)
@@ -191,72 +180,4 @@ func ackAll(b *testing.B, nc net.Conn) int64 {
 			return n
 		}
 	}
-}
-
-// proxy forwards one connection at a time to target, holding each chunk
-// it reads for delay before writing it on, in each direction; with no
-// delay it returns target itself. It stops when the benchmark ends.
-func proxy(b *testing.B, target string, delay time.Duration) string {
-	if delay == 0 {
-		return target
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	b.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			// Each side closes both once its direction ends.
-			wg.Go(func() { delayCopy(out, in, delay); out.Close(); in.Close() })
-			wg.Go(func() { delayCopy(in, out, delay); in.Close(); out.Close() })
-		}
-	})
-	return ln.Addr().String()
-}
-
-// delayCopy copies src to dst, each chunk written delay after it was read,
-// in order: a line with that one-way latency, and no bandwidth limit.
-func delayCopy(dst, src net.Conn, delay time.Duration) {
-	type chunk struct {
-		b  []byte
-		at time.Time
-	}
-	ch := make(chan chunk, 4096)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for c := range ch {
-			time.Sleep(time.Until(c.at))
-			if _, err := dst.Write(c.b); err != nil {
-				for range ch {
-				}
-				return
-			}
-		}
-	})
-	for {
-		buf := make([]byte, 64<<10)
-		n, err := src.Read(buf)
-		if n > 0 {
-			ch <- chunk{buf[:n], time.Now().Add(delay)}
-		}
-		if err != nil {
-			break
-		}
-	}
-	close(ch)
-	wg.Wait()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/reconn/reconn/forward"
+	"github.com/reconn/reconn/internal/delayline"
 )
 
 // BenchmarkVsFluentLogger sends records of 100 bytes to an acknowledging
@@ -63,7 +64,7 @@ func BenchmarkVsFluentLogger(b *testing.B) {
 // closes.
 func timeForwardConn(b *testing.B, delay time.Duration, records int, msg []byte) time.Duration {
 	s := newAckServer(b)
-	addr := delayProxy(b, s.addr, delay)
+	addr := delayline.Proxy(b, s.addr, delay)
 	start := time.Now()
 	c, err := (&forward.Dialer{Tag: benchTag}).Dial("tcp", addr)
 	if err != nil {
@@ -86,7 +87,7 @@ func timeForwardConn(b *testing.B, delay time.Duration, records int, msg []byte)
 // records and closes.
 func timeFluentLogger(b *testing.B, delay time.Duration, records int, msg []byte) time.Duration {
 	s := newAckServer(b)
-	addr := delayProxy(b, s.addr, delay)
+	addr := delayline.Proxy(b, s.addr, delay)
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		b.Fatal(err)
@@ -319,88 +320,4 @@ func decodeForward(req []byte) (records int, chunk string, err error) {
 		}
 	}
 	return records, chunk, nil
-}
-
-// delayProxy forwards each connection it accepts to target, and holds
-// each chunk it reads for delay before it writes it on, in each
-// direction, in order: a line with that one-way latency and no
-// bandwidth limit. With no delay it returns target itself. It stops when
-// the benchmark ends.
-func delayProxy(b *testing.B, target string, delay time.Duration) string {
-	if delay == 0 {
-		return target
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	b.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			wg.Go(func() {
-				var both sync.WaitGroup
-				both.Go(func() { delayLine(out.(*net.TCPConn), in.(*net.TCPConn), delay) })
-				both.Go(func() { delayLine(in.(*net.TCPConn), out.(*net.TCPConn), delay) })
-				both.Wait()
-				in.Close()
-				out.Close()
-			})
-		}
-	})
-	return ln.Addr().String()
-}
-
-// delayLine copies src to dst: the calling goroutine reads, and stamps
-// each chunk with the time it was read; a goroutine of this direction
-// writes each one on delay after its stamp. The end of src is passed on
-// as a half-close of dst once every chunk before it is written; if dst
-// fails, both are closed, which ends the other direction too.
-func delayLine(dst, src *net.TCPConn, delay time.Duration) {
-	type chunk struct {
-		b    []byte
-		read time.Time
-	}
-	ch := make(chan chunk, 1024)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for c := range ch {
-			// The delay itself: this is the line's latency, not a wait
-			// for an event.
-			time.Sleep(time.Until(c.read.Add(delay)))
-			if _, err := dst.Write(c.b); err != nil {
-				dst.Close()
-				src.Close()
-				for range ch {
-				}
-				return
-			}
-		}
-		dst.CloseWrite()
-	}()
-	for {
-		buf := make([]byte, 64<<10)
-		n, err := src.Read(buf)
-		if n > 0 {
-			ch <- chunk{buf[:n], time.Now()}
-		}
-		if err != nil {
-			break
-		}
-	}
-	close(ch)
-	<-done
 }
