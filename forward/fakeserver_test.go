@@ -407,12 +407,11 @@ func (s *fakeServer) handshake(nc net.Conn) ([]byte, error) {
 	helo = appendStr(helo, "HELO")
 	helo = appendMapHeader(helo, 3)
 	helo = appendStr(helo, "nonce")
-	helo = append(helo, 0xc4, byte(len(nonce)))
-	helo = append(helo, nonce...)
+	helo = appendBin(helo, nonce)
 	helo = appendStr(helo, "auth")
 	helo = appendStr(helo, authSalt)
 	helo = appendStr(helo, "keepalive")
-	helo = append(helo, 0xc3)
+	helo, _ = appendValue(helo, true, 0)
 	if _, err := nc.Write(helo); err != nil {
 		return nil, err
 	}
@@ -447,7 +446,7 @@ func (s *fakeServer) handshake(nc net.Conn) ([]byte, error) {
 	}
 	pong := appendArrayHeader(nil, 5)
 	pong = appendStr(pong, "PONG")
-	pong = append(pong, map[bool]byte{false: 0xc2, true: 0xc3}[ok])
+	pong, _ = appendValue(pong, ok, 0)
 	pong = appendStr(pong, reason)
 	pong = appendStr(pong, "fake-server")
 	pong = appendStr(pong, digest(salt, "fake-server", string(nonce), key))
