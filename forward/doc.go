@@ -33,8 +33,9 @@
 // mid-stream. Fluentd, Fluent Bit and Vector have not been run against
 // it yet.
 //
-// Not supported: gzip (CompressedPackedForward), and sending without
-// acks (every server named above acknowledges a request that asks).
+// Dialer.Compress sends CompressedPackedForward requests (gzip), which the
+// Collector's receiver takes as well. Not supported: sending without acks
+// (every server named above acknowledges a request that asks).
 //
 // A Conn serves as a logging library's writer: its Sync is what zap's
 // WriteSyncer calls at shutdown, and a slog handler writes to it as to

@@ -1,10 +1,13 @@
 package forward
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -29,6 +32,7 @@ type fakeServer struct {
 	got      map[string]int // record text → times acknowledged
 	tags     map[string]int
 	requests int // requests decoded
+	gzipped  int // of them, compressed
 	acked    int // requests acknowledged
 	crashes  int
 	served   int     // connections served
@@ -121,6 +125,7 @@ type decoded struct {
 	tag     string
 	records []string
 	chunk   string
+	gzipped bool // CompressedPackedForward
 }
 
 func (s *fakeServer) serve(nc net.Conn) {
@@ -160,7 +165,12 @@ func (s *fakeServer) serve(nc net.Conn) {
 				return
 			}
 			buf = append(buf[:0], buf[n:]...)
-			s.update(func() { s.requests++ })
+			s.update(func() {
+				s.requests++
+				if r.gzipped {
+					s.gzipped++
+				}
+			})
 			held = append(held, r)
 			if budget > 0 {
 				if budget--; budget == 0 {
@@ -297,14 +307,6 @@ func decodeRequest(b []byte, key string) (decoded, int, error) {
 		return r, 0, errors.New("request: the entries are not a bin or str")
 	}
 	n += m
-	for e := ent.b; len(e) > 0; {
-		rec, k, err := decodeEntry(e, key)
-		if err != nil {
-			return r, 0, err
-		}
-		r.records = append(r.records, rec)
-		e = e[k:]
-	}
 	opt, m, _ := headMax(b[n:], limit)
 	if opt.kind != kMap {
 		return r, 0, errors.New("request: the option is not a map")
@@ -320,15 +322,48 @@ func decodeRequest(b []byte, key string) (decoded, int, error) {
 			r.chunk = string(v.b)
 		case k.kind == kStr && string(k.b) == "size" && v.kind == kInt:
 			size = v.i
+		case k.kind == kStr && string(k.b) == "compressed" && v.kind == kStr && string(v.b) == "gzip":
+			r.gzipped = true
 		default:
 			return r, 0, fmt.Errorf("request: option %q of kind %d", k.b, v.kind)
 		}
 		n += vn
 	}
+	entries := ent.b
+	if r.gzipped {
+		if entries, err = gunzip(entries, limit); err != nil {
+			return r, 0, fmt.Errorf("request: %w", err)
+		}
+	}
+	for e := entries; len(e) > 0; {
+		rec, k, err := decodeEntry(e, key)
+		if err != nil {
+			return r, 0, err
+		}
+		r.records = append(r.records, rec)
+		e = e[k:]
+	}
 	if len(r.chunk) != chunkIDLen || size != int64(len(r.records)) {
 		return r, 0, fmt.Errorf("request: chunk %q, size %d for %d records", r.chunk, size, len(r.records))
 	}
 	return r, total, nil
+}
+
+// gunzip returns what the gzip stream b holds, or an error for a stream
+// that is damaged or decompresses beyond limit bytes.
+func gunzip(b []byte, limit int64) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("gzip: %w", err)
+	case int64(len(out)) > limit:
+		return nil, fmt.Errorf("gzip: more than %d bytes", limit)
+	}
+	return out, nil
 }
 
 // decodeEntry decodes one entry and returns its key's text.

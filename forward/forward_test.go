@@ -39,13 +39,19 @@ func TestDeliverAcked(t *testing.T) {
 // reported.
 func TestCrashingServer(t *testing.T) {
 	platformtest.NeedKernelSockets(t, "a server that resets its connections")
-	s := newFakeServer(t, "message", fakeOptions{reorder: true, crashEvery: 15, crashPause: 100 * time.Millisecond})
-	d := &Dialer{Dialer: reconn.Dialer{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, FlushTimeout: time.Minute}}
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("Compress=%v", compress), func(t *testing.T) { testCrashingServer(t, compress) })
+	}
+}
+
+func testCrashingServer(t *testing.T, compress bool) {
+	s := newFakeServer(t, "message", fakeOptions{reorder: true, crashEvery: 6, crashPause: 100 * time.Millisecond})
+	d := &Dialer{Compress: compress, Dialer: reconn.Dialer{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, FlushTimeout: time.Minute}}
 	c, err := d.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 100000
+	const n = 50000
 	for i := range n {
 		if _, err := fmt.Fprintf(c, "r-%d", i); err != nil {
 			t.Fatalf("Write %d = %v", i, err)
@@ -72,10 +78,13 @@ func TestCrashingServer(t *testing.T) {
 		}
 	}
 	st := c.Stats()
-	t.Logf("%d records: lost %d, duplicated %d; %d crashes, %d requests acknowledged, %d redials, %d resent",
-		n, lost, dup, s.crashes, s.acked, st.Redials, st.ResentMessages)
+	t.Logf("%d records: lost %d, duplicated %d; %d crashes, %d requests acknowledged (%d compressed), %d redials, %d resent",
+		n, lost, dup, s.crashes, s.acked, s.gzipped, st.Redials, st.ResentMessages)
 	if lost > 0 {
 		t.Fatalf("%d records lost, in ranges %v; stats %+v; server: %d requests decoded, %d acked", lost, lostAt, st, s.requests, s.acked)
+	}
+	if want := map[bool]int{false: 0, true: s.requests}[compress]; s.gzipped != want {
+		t.Fatalf("%d of %d requests compressed with Compress %v", s.gzipped, s.requests, compress)
 	}
 	if s.crashes < 3 {
 		t.Fatalf("the server crashed %d times; want at least 3 for the test to mean something", s.crashes)
@@ -138,18 +147,20 @@ var fixedTime = time.Unix(1700000000, 123456789)
 // per Write once, in a run of the whole package.
 func TestWriteAllocs(t *testing.T) {
 	short.Skip(t, "a measurement of allocations")
-	s := newFakeServer(t, "message", fakeOptions{})
-	c, err := Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	msg := []byte("a record of some length, as a log line is\n")
-	for range 1000 {
-		c.Write(msg)
-	}
-	if a := testing.AllocsPerRun(2000, func() { c.Write(msg) }); a > 0.05 {
-		t.Errorf("%.2f allocations per Write; want 0", a)
+	for _, compress := range []bool{false, true} {
+		s := newFakeServer(t, "message", fakeOptions{})
+		c, err := (&Dialer{Compress: compress}).Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := []byte("a record of some length, as a log line is\n")
+		for range 1000 {
+			c.Write(msg)
+		}
+		if a := testing.AllocsPerRun(2000, func() { c.Write(msg) }); a > 0.05 {
+			t.Errorf("Compress %v: %.2f allocations per Write; want 0", compress, a)
+		}
+		c.Close()
 	}
 }
 

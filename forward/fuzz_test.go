@@ -31,14 +31,19 @@ func FuzzParseAck(f *testing.F) {
 }
 
 // FuzzRequestRoundTrip: records packed by a session decode, with the
-// fake server's strict decoder, to the same texts, count and chunk.
+// fake server's strict decoder, to the same texts, count and chunk,
+// compressed or not.
 func FuzzRequestRoundTrip(f *testing.F) {
-	f.Add([]byte("hello"), 3, 2)
-	f.Add([]byte{}, 1, 1)
-	f.Fuzz(func(t *testing.T, text []byte, records, batch int) {
+	f.Add([]byte("hello"), 3, 2, false)
+	f.Add([]byte{}, 1, 1, false)
+	f.Add([]byte("hello, compressed"), 20, 3, true)
+	f.Fuzz(func(t *testing.T, text []byte, records, batch int, compress bool) {
 		records, batch = 1+abs(records)%50, 1+abs(batch)%8
 		c := &Conn{key: appendStr(nil, "message")}
 		s := &session{p: &protocol{tag: appendStr(nil, "t"), batchRecords: batch}}
+		if compress {
+			s.p.gz = new(gzipper)
+		}
 		var dst []byte
 		for i := range records {
 			e := c.appendHead(nil, fixedTime, 1)
@@ -52,6 +57,9 @@ func FuzzRequestRoundTrip(f *testing.F) {
 			r, n, err := decodeRequest(dst, "message")
 			if err != nil {
 				t.Fatal(err)
+			}
+			if r.gzipped != compress {
+				t.Fatalf("compressed %v; want %v", r.gzipped, compress)
 			}
 			for _, rec := range r.records {
 				if rec != string(text) {

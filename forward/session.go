@@ -1,6 +1,8 @@
 package forward
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -23,7 +25,8 @@ type protocol struct {
 	batchRecords int
 	maxEntry     int
 	ackTimeout   time.Duration
-	auth         *auth // nil without a shared key
+	auth         *auth    // nil without a shared key
+	gz           *gzipper // nil without Compress
 
 	firstOnce sync.Once
 	first     chan error // the first dial attempt's end, for DialContext
@@ -108,18 +111,49 @@ func (s *session) Finish(dst []byte) []byte {
 		return dst
 	}
 	s.open = false
+	options := 2
+	if s.p.gz != nil {
+		dst = append(dst[:s.binStart], s.p.gz.compress(dst[s.binStart:])...)
+		options++
+	}
 	binary.BigEndian.PutUint32(dst[s.lenAt:], uint32(len(dst)-s.binStart))
 	r := request{last: s.last, sent: time.Now()}
 	newChunkID(&r.id)
-	dst = appendMapHeader(dst, 2)
+	dst = appendMapHeader(dst, options)
 	dst = appendStr(dst, "chunk")
 	dst = appendStr(dst, r.id[:])
 	dst = appendStr(dst, "size")
 	dst = appendUint(dst, uint64(s.count))
+	if s.p.gz != nil {
+		dst = appendStr(dst, "compressed")
+		dst = appendStr(dst, "gzip")
+	}
 	s.mu.Lock()
 	s.pending = append(s.pending, r)
 	s.mu.Unlock()
 	return dst
+}
+
+// A gzipper compresses the records of a request. The Conn's sessions
+// share one: only Finish uses it, and the Conn's writer serializes every
+// session's Append and Finish.
+type gzipper struct {
+	w   *gzip.Writer
+	out bytes.Buffer
+}
+
+// compress returns b gzip-compressed, in a buffer that the next call
+// reuses.
+func (z *gzipper) compress(b []byte) []byte {
+	z.out.Reset()
+	if z.w == nil {
+		z.w, _ = gzip.NewWriterLevel(&z.out, gzip.BestSpeed) // a valid level
+	} else {
+		z.w.Reset(&z.out)
+	}
+	z.w.Write(b) // into a bytes.Buffer: never fails
+	z.w.Close()
+	return z.out.Bytes()
 }
 
 // newChunkID fills id with base64 of 16 random bytes.
