@@ -250,7 +250,8 @@ func tally(t *testing.T, lrs []plog.LogRecord) map[string]int {
 
 // TestOTelReceiverDelivers sends 1000 Writes and 10 WriteRecords to the
 // OpenTelemetry Collector's fluentforwardreceiver and checks that each
-// arrived once, with its tag, its text and its fields.
+// arrived once, with its tag, its text and its fields, in PackedForward
+// and in CompressedPackedForward (Compress) requests.
 //
 // The receiver acknowledges a request whose option carries "chunk" with
 // {"ack": chunk}, and only once its next consumer has taken the records
@@ -258,12 +259,18 @@ func tally(t *testing.T, lrs []plog.LogRecord) map[string]int {
 // which it does only when every request is acknowledged, the sink holds
 // everything, and the test looks at it without waiting.
 func TestOTelReceiverDelivers(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("Compress=%v", compress), func(t *testing.T) { testOTelReceiverDelivers(t, compress) })
+	}
+}
+
+func testOTelReceiverDelivers(t *testing.T, compress bool) {
 	const writes, structs = 1000, 10
 	next := newSink()
 	addr := freeAddr(t)
 	r := startReceiver(t, addr, next)
 	defer r.shutdown(t)
-	c, err := (&forward.Dialer{Tag: interopTag}).Dial("tcp", addr)
+	c, err := (&forward.Dialer{Tag: interopTag, Compress: compress}).Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
