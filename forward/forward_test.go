@@ -78,8 +78,8 @@ func testCrashingServer(t *testing.T, compress bool) {
 		}
 	}
 	st := c.Stats()
-	t.Logf("%d records: lost %d, duplicated %d; %d crashes, %d requests acknowledged (%d compressed), %d redials, %d resent",
-		n, lost, dup, s.crashes, s.acked, s.gzipped, st.Redials, st.ResentMessages)
+	t.Logf("%d records: lost %d, duplicated %d; %d crashes, %d requests decoded (%d compressed), %d acknowledged, %d redials, %d resent",
+		n, lost, dup, s.crashes, s.requests, s.gzipped, s.acked, st.Redials, st.ResentMessages)
 	if lost > 0 {
 		t.Fatalf("%d records lost, in ranges %v; stats %+v; server: %d requests decoded, %d acked", lost, lostAt, st, s.requests, s.acked)
 	}
