@@ -15,7 +15,9 @@ import (
 // to target, each chunk written delay after it was read, in each
 // direction, and returns its address; with no delay it returns target
 // itself. A half-close is passed on once the chunks before it are
-// written. It stops, and waits for its goroutines, when tb ends.
+// written. When tb ends it closes its listener and every connection
+// still open (a test that failed midway leaves some), and waits for its
+// goroutines.
 func Proxy(tb testing.TB, target string, delay time.Duration) string {
 	tb.Helper()
 	if delay <= 0 {
@@ -25,20 +27,56 @@ func Proxy(tb testing.TB, target string, delay time.Duration) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		open   = map[net.Conn]bool{}
+		closed bool
+	)
 	tb.Cleanup(func() {
 		ln.Close()
+		mu.Lock()
+		closed = true
+		for nc := range open {
+			nc.Close()
+		}
+		mu.Unlock()
 		wg.Wait()
 	})
+	// track adds nc to the open connections, or closes it if the proxy
+	// has stopped; it reports whether nc is tracked.
+	track := func(nc net.Conn) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			nc.Close()
+			return false
+		}
+		open[nc] = true
+		return true
+	}
+	forget := func(nc net.Conn) {
+		mu.Lock()
+		delete(open, nc)
+		mu.Unlock()
+		nc.Close()
+	}
 	wg.Go(func() {
 		for {
 			in, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			if !track(in) {
+				continue
+			}
 			out, err := net.Dial("tcp", target)
 			if err != nil {
-				in.Close()
+				forget(in)
+				continue
+			}
+			if !track(out) {
+				forget(in)
 				continue
 			}
 			wg.Go(func() {
@@ -46,8 +84,8 @@ func Proxy(tb testing.TB, target string, delay time.Duration) string {
 				both.Go(func() { line(out.(*net.TCPConn), in.(*net.TCPConn), delay) })
 				both.Go(func() { line(in.(*net.TCPConn), out.(*net.TCPConn), delay) })
 				both.Wait()
-				in.Close()
-				out.Close()
+				forget(in)
+				forget(out)
 			})
 		}
 	})
