@@ -24,6 +24,10 @@
 //	           again and a second writer process starts and closes. Run
 //	           with the two clients whose Write returns while the server
 //	           is down: reconn async and reconn spool
+//	collector  a Forward collector (Fluentd's protocol) crashes once it has
+//	           stored a third of the records: it resets every connection,
+//	           losing what its sockets held unread, and listens again
+//	           200 ms later. Run with the two Forward clients alone
 //
 // Each fault is run with five clients:
 //
@@ -39,6 +43,17 @@
 //	reconn spool  reconn async with a SpoolDir, a new directory per run,
 //	              removed after it
 //
+// and the collector fault with two Forward clients, each record
+// {"message": line} with the tag reconn.demo:
+//
+//	fluent-style  one Message-mode request per record over a net.Conn,
+//	              without acks, as fluent-logger-golang sends without
+//	              RequestAck; on an error it closes, redials and writes once
+//	              more, as plain+retry does (fluent-logger-golang retries
+//	              longer, blocking its writer meanwhile)
+//	forward       package forward with its defaults: PackedForward
+//	              requests, each kept until the collector acknowledges it
+//
 // The reconn clients use UserTimeout 1s and MinBackoff 10ms, MaxBackoff
 // 100ms. The program prints one table: messages sent, received, lost, how
 // many of the lost were unavoidable (acknowledged by the server's kernel but
@@ -50,14 +65,16 @@
 //	-n N          messages per run (default 50000)
 //	-size B       bytes per message, newline included (default 100)
 //	-rate R       messages per second; 0 is full speed (default 0)
-//	-faults LIST  comma-separated faults (default fin,rst,drain,restart,blackhole,failover,kill)
-//	-clients LIST comma-separated clients: plain, check, reconn, async, spool (default all)
+//	-faults LIST  comma-separated faults (default fin,rst,drain,restart,blackhole,failover,kill,collector)
+//	-clients LIST comma-separated clients: plain, check, reconn, async, spool, fluent,
+//	              forward (default all)
 //	-addr H:P     stream to a real server instead, such as an rsyslog imtcp
 //	              port, with the reconn client unless -clients says
 //	              otherwise, and print live counters once a second while you
 //	              restart the server yourself. The program cannot see the
 //	              server side, so there is no loss report. In this mode -rate
-//	              defaults to 1000.
+//	              defaults to 1000. With -clients forward (or fluent), stream to
+//	              a Forward server such as Fluentd's in_forward port.
 //
 // A progress bar is shown on stderr when both stdout and stderr are
 // terminals. Bad flags exit with status 2, other failures with status 1.
@@ -82,7 +99,7 @@ import (
 	"github.com/reconn/reconn/faultnet"
 )
 
-var allFaults = []string{"fin", "rst", "drain", "restart", "blackhole", "failover", "kill"}
+var allFaults = []string{"fin", "rst", "drain", "restart", "blackhole", "failover", "kill", "collector"}
 
 // clientKinds maps the accepted -clients names to the names shown.
 var clientKinds = []struct{ key, name string }{
@@ -91,6 +108,8 @@ var clientKinds = []struct{ key, name string }{
 	{"reconn", "reconn"},
 	{"async", "reconn async"},
 	{"spool", "reconn spool"},
+	{"fluent", "fluent-style"},
+	{"forward", "forward"},
 }
 
 const (
@@ -155,7 +174,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.size, "size", 100, "bytes per message, newline included")
 	fs.IntVar(&o.rate, "rate", 0, "messages per second (0 = full speed; 1000 with -addr)")
 	faults := fs.String("faults", strings.Join(allFaults, ","), "comma-separated faults: "+strings.Join(allFaults, ", "))
-	clients := fs.String("clients", "", "comma-separated clients: plain, check, reconn, async, spool (default all; reconn with -addr)")
+	clients := fs.String("clients", "", "comma-separated clients: plain, check, reconn, async, spool, fluent, forward (default all; reconn with -addr)")
 	fs.StringVar(&o.addr, "addr", "", "stream to this host:port instead of the built-in server; no report")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -194,7 +213,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	list := *clients
 	if list == "" {
-		list = "plain,check,reconn,async,spool"
+		list = "plain,check,reconn,async,spool,fluent,forward"
 		if o.addr != "" {
 			list = "reconn"
 		}
@@ -207,7 +226,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			}
 		}
 		if name == "" {
-			return o, usageError{fmt.Sprintf("-clients: unknown client %q (want plain, check, reconn, async, spool)", c)}
+			return o, usageError{fmt.Sprintf("-clients: unknown client %q (want plain, check, reconn, async, spool, fluent, forward)", c)}
 		}
 		o.clients = append(o.clients, name)
 	}
@@ -249,6 +268,9 @@ type client interface {
 // dialClient connects the named client to addr; the spool client spools
 // in dir; the reconn clients fall back to the fallback addresses.
 func dialClient(ctx context.Context, name, addr, dir string, fallbacks ...string) (client, error) {
+	if slices.Contains(forwardClients, name) {
+		return dialForward(ctx, name, addr)
+	}
 	if name == "plain+retry" {
 		p := &plainClient{addr: addr}
 		if err := p.dial(); err != nil {
@@ -456,28 +478,14 @@ func runOne(ctx context.Context, o options, fault, name string, prog *progress) 
 	if err != nil {
 		return rw, fmt.Errorf("%s: dial: %w", name, err)
 	}
-	faulted := make(chan error, 1)
-	go func() {
-		err := srv.WaitReceived(ctx, o.n/3)
-		if err == nil {
-			err = applyFault(srv, fault)
+	errs, err := streamFaulted(ctx, o, c, fault+" / "+name, prog, func() error {
+		if err := srv.WaitReceived(ctx, o.n/3); err != nil {
+			return fmt.Errorf("waiting for the server to read %d messages: %w", o.n/3, err)
 		}
-		faulted <- err
-	}()
-	var errs atomic.Int64
-	prog.begin(fault+" / "+name, o.n)
-	serr := stream(ctx, o, c, 0, &prog.written, &errs)
-	prog.end()
-	if serr != nil {
-		c.Close()
-		return rw, serr
-	}
-	if err := <-faulted; err != nil {
-		c.Close()
-		if fe, ok := err.(faultError); ok {
-			return rw, fe
-		}
-		return rw, fmt.Errorf("waiting for the server to read %d messages: %w", o.n/3, err)
+		return applyFault(srv, fault)
+	})
+	if err != nil {
+		return rw, err
 	}
 	if err := c.Close(); err != nil {
 		var ue *reconn.UnconfirmedError
@@ -502,9 +510,29 @@ func runOne(ctx context.Context, o options, fault, name string, prog *progress) 
 	}
 	rw.r = faultnet.ReportAll(o.n, servers...)
 	rw.redials = n.redials
-	rw.errs = errs.Load()
+	rw.errs = errs
 	rw.took = time.Since(start)
 	return rw, nil
+}
+
+// streamFaulted streams the messages to c while fault runs, and returns
+// the count of failed writes once both are done. If either fails, it
+// closes c and returns the error.
+func streamFaulted(ctx context.Context, o options, c client, label string, prog *progress, fault func() error) (int64, error) {
+	faulted := make(chan error, 1)
+	go func() { faulted <- fault() }()
+	var errs atomic.Int64
+	prog.begin(label, o.n)
+	err := stream(ctx, o, c, 0, &prog.written, &errs)
+	prog.end()
+	if ferr := <-faulted; err == nil {
+		err = ferr
+	}
+	if err != nil {
+		c.Close()
+		return 0, err
+	}
+	return errs.Load(), nil
 }
 
 func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) error {
@@ -518,12 +546,19 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	for _, fault := range o.faults {
 		clients := clientsFor(fault, o.clients)
 		if len(clients) == 0 {
-			fmt.Fprintf(stdout, "%s: skipped: runs with %s only\n", fault, strings.Join(killClients, " and "))
+			only := "plain+retry, check only, reconn, reconn async and reconn spool"
+			if o := onlyClients(fault); o != nil {
+				only = strings.Join(o, " and ")
+			}
+			fmt.Fprintf(stdout, "%s: skipped: runs with %s only\n", fault, only)
 		}
 		for _, name := range clients {
 			run := runOne
-			if fault == "kill" {
+			switch fault {
+			case "kill":
 				run = runKill
+			case "collector":
+				run = runCollector
 			}
 			rw, err := run(ctx, o, fault, name, prog)
 			var fe faultError
@@ -542,14 +577,25 @@ func runLocal(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// clientsFor returns the clients, of those chosen, that fault runs with.
-func clientsFor(fault string, chosen []string) []string {
-	if fault != "kill" {
-		return chosen
+// onlyClients returns the clients that fault runs with, if it runs with
+// some only.
+func onlyClients(fault string) []string {
+	switch fault {
+	case "kill":
+		return killClients
+	case "collector":
+		return forwardClients
 	}
+	return nil
+}
+
+// clientsFor returns the clients, of those chosen, that fault runs with:
+// the Forward clients run in the collector fault alone.
+func clientsFor(fault string, chosen []string) []string {
+	only := onlyClients(fault)
 	var out []string
 	for _, c := range chosen {
-		if slices.Contains(killClients, c) {
+		if only != nil && slices.Contains(only, c) || only == nil && !slices.Contains(forwardClients, c) {
 			out = append(out, c)
 		}
 	}
