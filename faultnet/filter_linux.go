@@ -1,35 +1,20 @@
 package faultnet
 
 import (
-	"errors"
 	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
-)
 
-// dropAll is a classic BPF program that accepts no packet.
-var dropAll = []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+	"github.com/reconn/reconn/internal/sock"
+)
 
 // attachDrop attaches a filter to the socket that drops every packet it
 // receives, before TCP processes it: nothing is acknowledged any more.
-func attachDrop(rc syscall.RawConn) error {
-	prog := unix.SockFprog{Len: uint16(len(dropAll)), Filter: &dropAll[0]}
-	return setsockopt(rc, "setsockopt SO_ATTACH_FILTER", func(fd int) error {
-		return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog)
-	})
-}
+func attachDrop(rc syscall.RawConn) error { return sock.DropIncoming(rc) }
 
 // detachDrop removes the filter attached by attachDrop, if any.
-func detachDrop(rc syscall.RawConn) error {
-	err := setsockopt(rc, "setsockopt SO_DETACH_FILTER", func(fd int) error {
-		return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)
-	})
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	return err
-}
+func detachDrop(rc syscall.RawConn) error { return sock.AcceptIncoming(rc) }
 
 // shutdownBoth shuts the socket down in both directions: it sends a FIN,
 // and from then on the kernel answers new data with a reset instead of
