@@ -35,7 +35,7 @@ func (c *Conn) refresh(h hold, l *link) {
 		return
 	}
 	if l.sess != nil {
-		c.trimTo(h, l.answered.Load())
+		c.trimTo(h, c.answeredNow(h, l))
 		c.check(h, l)
 		return
 	}

@@ -485,6 +485,9 @@ func (d *Dialer) dialWith(ctx context.Context, network, address string, p proto.
 		// The session's reader finds the end of a connection: no check of
 		// the socket, no watch.
 		cfg.proto, cfg.op, cfg.watch = p, 0, false
+		if k, ok := p.(proto.KernelAcked); ok {
+			cfg.kernelAcked = k.KernelAcked()
+		}
 	}
 	if cfg.async {
 		c := newConn(cfg, ctx)
@@ -531,6 +534,7 @@ type config struct {
 	lifetime        time.Duration  // ConnMaxLifetime; 0 without
 	handoff         time.Duration  // negative for no wait
 	proto           proto.Protocol // nil for the stream itself
+	kernelAcked     bool           // proto's sessions are acknowledged by the kernel's count
 	async           bool
 	failWhenFull    bool
 	onFull          func()

@@ -59,6 +59,8 @@ type link struct {
 	wbuf       []byte                // holder: frames being written
 	scratch    []byte                // holder: a message that wraps in the ring
 	answered   atomic.Int64          // messages 1 to answered of the session are answered
+	kacked     bool                  // set: the session's answers are the kernel's (proto.KernelAcked)
+	frameEnds  []frameEnd            // holder: with kacked, where the frames written end, oldest first
 	ended      atomic.Pointer[error] // why the session ended
 	readerDone chan struct{}         // set by install: closed when the session's reader has returned
 }
@@ -151,7 +153,18 @@ func (c *Conn) dialLink(ctx context.Context, i int) (_ *link, err error) {
 			l.nc.Close()
 			return nil, err
 		}
-		l.sess, l.ackable = sess, true
+		l.sess = sess
+		if cfg.kernelAcked {
+			// Acknowledged bytes are counted from here: what Open
+			// wrote (a handshake) precedes the frames. Under TLS the
+			// count of bytes written already includes it.
+			l.kacked = true
+			if l.cc == nil {
+				l.p.Run(sock.Init, 0)
+			}
+		} else {
+			l.ackable = true
+		}
 	}
 	l.upAt, l.sent0 = time.Now(), l.sentNow()
 	l.quiet = l.sess == nil && (l.watched || cfg.op == 0)
@@ -170,6 +183,15 @@ func (l *link) sentNow() int64 {
 	if l.sess != nil {
 		return l.sessN
 	}
+	if l.cc != nil {
+		return l.cc.n.Load()
+	}
+	return l.sent
+}
+
+// wire is the number of bytes written on the socket by reconn, under TLS
+// its records'.
+func (l *link) wire() int64 {
 	if l.cc != nil {
 		return l.cc.n.Load()
 	}

@@ -167,7 +167,7 @@ func (c *Conn) drain(h hold, o *op, old *link) {
 // come.
 func (c *Conn) drained(h hold, old *link) bool {
 	if old.sess != nil {
-		c.trimTo(h, old.answered.Load())
+		c.trimTo(h, c.answeredNow(h, old))
 		return c.onLink() == 0 || old.flagged.Load()
 	}
 	r, ok := old.probe(h, sock.Acks|sock.State)

@@ -254,7 +254,7 @@ func (c *Conn) dialFirst(ctx context.Context) (*link, error) {
 func (c *Conn) settle(h hold, old *link) {
 	if old.ackable && c.held() > 0 {
 		if old.sess != nil {
-			c.trimTo(h, old.answered.Load())
+			c.trimTo(h, c.answeredNow(h, old))
 		} else if r, ok := old.probe(h, sock.Acks); ok && r.AckOK {
 			c.trimTo(h, r.Acked)
 		}

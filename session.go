@@ -1,6 +1,11 @@
 package reconn
 
-import "time"
+import (
+	"math"
+	"time"
+
+	"github.com/reconn/reconn/internal/sock"
+)
 
 // A protocol with answers from the server application (package relp,
 // through internal/proto) runs on the same ring and redial: each link
@@ -16,6 +21,9 @@ import "time"
 func (c *Conn) sendFrames(h hold, o *op, l *link) (int, int64, error) {
 	k, bytes := 0, int64(0)
 	window, limit := int64(l.sess.Window()), l.sess.Limit()
+	if l.kacked {
+		window = math.MaxInt64 // the ring bounds what waits
+	}
 	for {
 		c.lockRing()
 		ms, mn := c.ring.ms, c.ring.mn
@@ -57,12 +65,43 @@ func (c *Conn) sendFrames(h hold, o *op, l *link) (int, int64, error) {
 			return k, bytes, err
 		}
 		l.sessN += int64(n)
+		if l.kacked && l.ackable {
+			l.frameEnds = append(l.frameEnds, frameEnd{wire: l.wire(), n: l.sessN})
+		}
 		c.lockRing()
 		c.ring.carried(n, first)
 		c.unlockRing()
 		k += n
 		bytes += size
 	}
+}
+
+// frameEnd is where, in the bytes written on a link, the frames of its
+// session's messages up to n end.
+type frameEnd struct{ wire, n int64 }
+
+// answeredNow returns how many of l's session messages are answered, from
+// the first on. The session's reader records that; for a protocol whose
+// server answers nothing (proto.KernelAcked), it is what the kernel's
+// count of acknowledged bytes covers: messages whose frames' bytes the
+// peer's kernel has acknowledged every one of.
+func (c *Conn) answeredNow(h hold, l *link) int64 {
+	if !l.kacked {
+		return l.answered.Load()
+	}
+	r, ok := l.p.Run(sock.Acks, l.wire())
+	if !ok || !r.AckOK {
+		return l.answered.Load()
+	}
+	k := 0
+	for k < len(l.frameEnds) && l.frameEnds[k].wire <= r.Acked {
+		k++
+	}
+	if k > 0 {
+		l.answered.Store(l.frameEnds[k-1].n)
+		l.frameEnds = append(l.frameEnds[:0], l.frameEnds[k:]...)
+	}
+	return l.answered.Load()
 }
 
 // retire ends l, whose session reached its limit: l leaves as a peer that

@@ -34,8 +34,11 @@
 // it yet.
 //
 // Dialer.Compress sends CompressedPackedForward requests (gzip), which the
-// Collector's receiver takes as well. Not supported: sending without acks
-// (every server named above acknowledges a request that asks).
+// Collector's receiver takes as well. Dialer.DisableAcks sends requests
+// that ask for no ack, for a server that cannot send them: a record then
+// counts as delivered once the server's kernel has acknowledged its
+// request, so a crash of the server loses what its kernel took and it had
+// not processed (everything else is sent again).
 //
 // A Conn serves as a logging library's writer: its Sync is what zap's
 // WriteSyncer calls at shutdown, and a slog handler writes to it as to

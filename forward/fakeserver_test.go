@@ -35,10 +35,12 @@ type fakeServer struct {
 	gzipped  int // of them, compressed
 	acked    int // requests acknowledged
 	crashes  int
-	served   int     // connections served
-	badSent  bool    // opt.answer was sent
-	bad      []error // requests that did not decode
-	refused  []error // handshakes the server refused
+	unread   map[string]bool // ackless: records the server's socket held unread at a crash
+	inexact  bool            // ackless: a crash could not freeze the socket, so unread may miss some
+	served   int             // connections served
+	badSent  bool            // opt.answer was sent
+	bad      []error         // requests that did not decode
+	refused  []error         // handshakes the server refused
 	changed  chan struct{}
 	closed   bool
 	wg       sync.WaitGroup
@@ -46,6 +48,7 @@ type fakeServer struct {
 
 type fakeOptions struct {
 	noAck       bool          // never acknowledge
+	ackless     bool          // the client asks for no acks (DisableAcks): count each request as decoded
 	reorder     bool          // acknowledge in groups of up to 4, last first
 	crashEvery  int           // crash after about this many requests (random 1 to 2x); 0 never
 	crashPause  time.Duration // before listening again
@@ -68,7 +71,7 @@ func newFakeServer(t testing.TB, key string, opt fakeOptions) *fakeServer {
 		t.Fatal(err)
 	}
 	s := &fakeServer{t: t, addr: ln.Addr().String(), key: key, opt: opt, ln: ln,
-		conns: map[net.Conn]bool{}, got: map[string]int{}, tags: map[string]int{}, changed: make(chan struct{})}
+		conns: map[net.Conn]bool{}, got: map[string]int{}, tags: map[string]int{}, unread: map[string]bool{}, changed: make(chan struct{})}
 	s.wg.Go(func() { s.accept(ln) })
 	t.Cleanup(s.close)
 	return s
@@ -165,15 +168,29 @@ func (s *fakeServer) serve(nc net.Conn) {
 				return
 			}
 			buf = append(buf[:0], buf[n:]...)
+			if (r.chunk == "") != s.opt.ackless {
+				s.update(func() {
+					s.bad = append(s.bad, fmt.Errorf("request: chunk %q from a client that asks for acks: %v", r.chunk, !s.opt.ackless))
+				})
+				return
+			}
 			s.update(func() {
 				s.requests++
 				if r.gzipped {
 					s.gzipped++
 				}
+				if s.opt.ackless {
+					s.take(r)
+				}
 			})
-			held = append(held, r)
+			if !s.opt.ackless {
+				held = append(held, r)
+			}
 			if budget > 0 {
 				if budget--; budget == 0 {
+					if s.opt.ackless {
+						s.countUnread(nc, buf)
+					}
 					s.crash(nc)
 					return
 				}
@@ -217,10 +234,7 @@ func (s *fakeServer) ackHeld(nc net.Conn, held *[]decoded) bool {
 		// the records counted.
 		s.update(func() {
 			s.acked++
-			s.tags[r.tag]++
-			for _, rec := range r.records {
-				s.got[rec]++
-			}
+			s.take(r)
 		})
 		if _, err := nc.Write(ans); err != nil {
 			return false
@@ -228,6 +242,38 @@ func (s *fakeServer) ackHeld(nc net.Conn, held *[]decoded) bool {
 	}
 	*held = (*held)[:0]
 	return true
+}
+
+// take counts the records of r as the server's. s.mu is held.
+func (s *fakeServer) take(r decoded) {
+	s.tags[r.tag]++
+	for _, rec := range r.records {
+		s.got[rec]++
+	}
+}
+
+// countUnread records as unread, at a crash, the records of the whole
+// requests that nc's socket and buf (read, not decoded) hold: the
+// kernel acknowledged them and the server never took them. It first
+// freezes the socket (sock.DropIncoming, Linux), so that the kernel
+// acknowledges nothing more while the socket is read; where it cannot,
+// the set may miss what arrived after the read.
+func (s *fakeServer) countUnread(nc net.Conn, buf []byte) {
+	rest, exact := unreadNow(nc)
+	b := append(buf, rest...)
+	s.update(func() {
+		s.inexact = s.inexact || !exact
+		for {
+			r, n, err := decodeRequest(b, s.key)
+			if err != nil {
+				return // the end, or a request cut short: not acknowledged whole
+			}
+			for _, rec := range r.records {
+				s.unread[rec] = true
+			}
+			b = b[n:]
+		}
+	})
 }
 
 // crash resets every connection, forgets what it had not acknowledged,
@@ -343,7 +389,7 @@ func decodeRequest(b []byte, key string) (decoded, int, error) {
 		r.records = append(r.records, rec)
 		e = e[k:]
 	}
-	if len(r.chunk) != chunkIDLen || size != int64(len(r.records)) {
+	if r.chunk != "" && len(r.chunk) != chunkIDLen || size != int64(len(r.records)) {
 		return r, 0, fmt.Errorf("request: chunk %q, size %d for %d records", r.chunk, size, len(r.records))
 	}
 	return r, total, nil

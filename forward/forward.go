@@ -72,6 +72,21 @@ type Dialer struct {
 	// the default is 30 seconds. A negative value fails DialContext.
 	AckTimeout time.Duration
 
+	// DisableAcks sends requests without the chunk option, so that the
+	// server sends no acks: for a server that cannot acknowledge, or a
+	// stream where throughput matters more than what a crash of the
+	// server takes with it. A record then counts as delivered once the
+	// server's kernel has acknowledged the bytes of its request, as
+	// reconn counts a plain stream: a reset, a server that closes or a
+	// dead connection still makes the Conn redial and send again what
+	// the kernel did not acknowledge, but what the server's kernel took
+	// and the server never processed (a crash, a restart with a full
+	// socket) is lost. Where the platform counts no acknowledgements
+	// (see reconn's package documentation: js, wasip1, Wine), a record
+	// counts as delivered once written. Window and AckTimeout do not
+	// apply: the ReplayBuffer bounds what waits.
+	DisableAcks bool
+
 	// IntegerTime sends each record's time as integer seconds instead of
 	// EventTime (nanoseconds), for servers older than Fluentd 0.14.
 	IntegerTime bool
@@ -188,6 +203,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (_ *C
 		batchRecords: orDefault(d.BatchRecords, defaultBatchRecords),
 		maxEntry:     orDefault(d.MaxRecordSize, defaultMaxRecord),
 		ackTimeout:   orDefault(d.AckTimeout, defaultAckTimeout),
+		noAcks:       d.DisableAcks,
 	}
 	if d.Compress {
 		p.gz = new(gzipper)

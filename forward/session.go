@@ -27,12 +27,16 @@ type protocol struct {
 	ackTimeout   time.Duration
 	auth         *auth    // nil without a shared key
 	gz           *gzipper // nil without Compress
+	noAcks       bool     // DisableAcks
 
 	firstOnce sync.Once
 	first     chan error // the first dial attempt's end, for DialContext
 }
 
 func (p *protocol) MaxMessage() int { return p.maxEntry }
+
+// KernelAcked: with DisableAcks, the server's kernel acknowledges.
+func (p *protocol) KernelAcked() bool { return p.noAcks }
 
 // Open starts a session on nc: with a shared key, after the handshake;
 // without, at once, since Forward has no other greeting.
@@ -105,32 +109,37 @@ func (s *session) Append(dst []byte, n int64, msg []byte) []byte {
 }
 
 // Finish ends the request being built: the entries' length, and the option
-// {"chunk": id, "size": records}.
+// {"chunk": id, "size": records}, without the chunk with DisableAcks.
 func (s *session) Finish(dst []byte) []byte {
 	if !s.open {
 		return dst
 	}
 	s.open = false
 	options := 2
+	if s.p.noAcks {
+		options--
+	}
 	if s.p.gz != nil {
 		dst = append(dst[:s.binStart], s.p.gz.compress(dst[s.binStart:])...)
 		options++
 	}
 	binary.BigEndian.PutUint32(dst[s.lenAt:], uint32(len(dst)-s.binStart))
-	r := request{last: s.last, sent: time.Now()}
-	newChunkID(&r.id)
 	dst = appendMapHeader(dst, options)
-	dst = appendStr(dst, "chunk")
-	dst = appendStr(dst, r.id[:])
+	if !s.p.noAcks {
+		r := request{last: s.last, sent: time.Now()}
+		newChunkID(&r.id)
+		dst = appendStr(dst, "chunk")
+		dst = appendStr(dst, r.id[:])
+		s.mu.Lock()
+		s.pending = append(s.pending, r)
+		s.mu.Unlock()
+	}
 	dst = appendStr(dst, "size")
 	dst = appendUint(dst, uint64(s.count))
 	if s.p.gz != nil {
 		dst = appendStr(dst, "compressed")
 		dst = appendStr(dst, "gzip")
 	}
-	s.mu.Lock()
-	s.pending = append(s.pending, r)
-	s.mu.Unlock()
 	return dst
 }
 
@@ -163,6 +172,7 @@ func newChunkID(id *[chunkIDLen]byte) {
 	base64.StdEncoding.Encode(id[:], raw[:])
 }
 
+// Window is the Dialer's; with DisableAcks, the core does not use it.
 func (s *session) Window() int { return s.p.window }
 
 // Limit: a session may carry any number of records.
@@ -183,6 +193,13 @@ var ErrAckTimeout = errors.New("forward: no ack within the ack timeout")
 // not an ack, or a request unanswered for AckTimeout ends the session.
 func (s *session) Run(nc net.Conn, acked func(int64), refused func(int64, error)) error {
 	r := answerReader{nc: nc}
+	if s.p.noAcks {
+		// Nothing is due: read only to find the end of the connection.
+		if _, err := r.next(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: an answer, and DisableAcks asked for none", errMalformed)
+	}
 	for {
 		nc.SetReadDeadline(s.due())
 		v, err := r.next()

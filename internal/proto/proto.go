@@ -30,6 +30,17 @@ type DialObserver interface {
 	Dialed(err error)
 }
 
+// A KernelAcked protocol asks its server for no answers: its sessions'
+// messages count as delivered once the server's kernel has acknowledged
+// the bytes of their frames, as a Conn without a protocol counts them,
+// and where the platform counts no acknowledgements, once written. A
+// session's Run then only watches for the connection's end, and its
+// Window does not bound what waits (the replay buffer does). KernelAcked
+// is asked once, when the Conn is made.
+type KernelAcked interface {
+	KernelAcked() bool
+}
+
 // A Session is one protocol session over one connection. The Conn calls
 // Append and Close from the goroutine that writes, and Run from a
 // goroutine of its own.
