@@ -47,11 +47,31 @@ type sink struct {
 
 	mu      sync.Mutex
 	holding bool
-	refused int // records in the batch held and refused
+	refused int           // records in the batch held and refused
+	took    chan struct{} // closed and replaced when a batch is taken
 }
 
 func newSink() *sink {
-	return &sink{LogsSink: new(consumertest.LogsSink), held: make(chan struct{})}
+	return &sink{LogsSink: new(consumertest.LogsSink), held: make(chan struct{}), took: make(chan struct{})}
+}
+
+// waitCount waits until the sink holds n log records, or waitTimeout.
+func (s *sink) waitCount(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.After(waitTimeout)
+	for {
+		s.mu.Lock()
+		ch := s.took
+		s.mu.Unlock()
+		if s.LogRecordCount() >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("the sink holds %d log records after %v; want %d", s.LogRecordCount(), waitTimeout, n)
+		}
+	}
 }
 
 func (s *sink) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
@@ -67,7 +87,12 @@ func (s *sink) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	return s.LogsSink.ConsumeLogs(ctx, ld)
+	err := s.LogsSink.ConsumeLogs(ctx, ld)
+	s.mu.Lock()
+	close(s.took)
+	s.took = make(chan struct{})
+	s.mu.Unlock()
+	return err
 }
 
 // records returns every log record the sink holds, in arrival order.
@@ -258,19 +283,26 @@ func tally(t *testing.T, lrs []plog.LogRecord) map[string]int {
 // (server.go and collector.go, v0.165.1): so once Close has returned nil,
 // which it does only when every request is acknowledged, the sink holds
 // everything, and the test looks at it without waiting.
+//
+// With DisableAcks the requests ask for no ack, which the receiver then
+// does not send: Close returns once the receiver's kernel has every
+// byte, and the test waits for the sink to hold the records.
 func TestOTelReceiverDelivers(t *testing.T) {
-	for _, compress := range []bool{false, true} {
-		t.Run(fmt.Sprintf("Compress=%v", compress), func(t *testing.T) { testOTelReceiverDelivers(t, compress) })
+	for _, mode := range []struct {
+		name             string
+		compress, noAcks bool
+	}{{"PackedForward", false, false}, {"Compress", true, false}, {"DisableAcks", false, true}} {
+		t.Run(mode.name, func(t *testing.T) { testOTelReceiverDelivers(t, mode.compress, mode.noAcks) })
 	}
 }
 
-func testOTelReceiverDelivers(t *testing.T, compress bool) {
+func testOTelReceiverDelivers(t *testing.T, compress, noAcks bool) {
 	const writes, structs = 1000, 10
 	next := newSink()
 	addr := freeAddr(t)
 	r := startReceiver(t, addr, next)
 	defer r.shutdown(t)
-	c, err := (&forward.Dialer{Tag: interopTag, Compress: compress}).Dial("tcp", addr)
+	c, err := (&forward.Dialer{Tag: interopTag, Compress: compress, DisableAcks: noAcks}).Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +323,9 @@ func testOTelReceiverDelivers(t *testing.T, compress bool) {
 	}
 	st := c.Stats()
 	t.Logf("client: %d records, %d dials, %d redials", st.Messages, st.Dials, st.Redials)
+	if noAcks {
+		next.waitCount(t, writes+structs)
+	}
 
 	lrs := next.records()
 	got := tally(t, lrs)
