@@ -58,6 +58,7 @@ type link struct {
 	sessN      int64                 // holder: messages written in the session
 	wbuf       []byte                // holder: frames being written
 	scratch    []byte                // holder: a message that wraps in the ring
+	spans      []heldSpan            // holder: the messages being framed
 	answered   atomic.Int64          // messages 1 to answered of the session are answered
 	kacked     bool                  // set: the session's answers are the kernel's (proto.KernelAcked)
 	frameEnds  []frameEnd            // holder: with kacked, where the frames written end, oldest first

@@ -25,29 +25,37 @@ func (c *Conn) sendFrames(h hold, o *op, l *link) (int, int64, error) {
 		window = math.MaxInt64 // the ring bounds what waits
 	}
 	for {
+		// The messages to frame are taken under the ring's lock, and
+		// framed without it, so that Writes go on meanwhile: their
+		// bytes stay where they are while the right to write is held,
+		// since only its holder trims the ring, and Write only appends
+		// (into free room, or into a new buffer as it grows).
 		c.lockRing()
 		ms, mn := c.ring.ms, c.ring.mn
 		first := l.sessN + 1
-		buf := l.wbuf[:0]
-		n := 0
+		spans := l.spans[:0]
 		var size int64
-		scratch := l.scratch
-		for i := ms; i < mn && len(buf) < maxWrite; i++ {
-			if l.sessN+int64(n)-l.answered.Load() >= window || l.sessN+int64(n) >= limit {
+		for i := ms; i < mn && size < maxWrite; i++ {
+			if l.sessN+int64(len(spans))-l.answered.Load() >= window || l.sessN+int64(len(spans)) >= limit {
 				break
 			}
 			a, b := c.ring.message(i)
-			msg := a
-			if len(b) > 0 {
-				scratch = append(append(scratch[:0], a...), b...)
-				msg = scratch
-				l.scratch = scratch
-			}
-			buf = l.sess.Append(buf, l.sessN+int64(n)+1, msg)
-			size += int64(len(msg))
-			n++
+			spans = append(spans, heldSpan{a, b})
+			size += int64(len(a) + len(b))
 		}
 		c.unlockRing()
+		l.spans = spans
+		n := len(spans)
+		buf := l.wbuf[:0]
+		for j, sp := range spans {
+			msg := sp.a
+			if len(sp.b) > 0 {
+				l.scratch = append(append(l.scratch[:0], sp.a...), sp.b...)
+				msg = l.scratch
+			}
+			buf = l.sess.Append(buf, l.sessN+int64(j)+1, msg)
+		}
+		clear(spans) // hold no buffer the ring has let go
 		if n > 0 {
 			buf = l.sess.Finish(buf)
 		}
@@ -75,6 +83,10 @@ func (c *Conn) sendFrames(h hold, o *op, l *link) (int, int64, error) {
 		bytes += size
 	}
 }
+
+// heldSpan is a held message's bytes: a, then b where it wraps in the
+// ring.
+type heldSpan struct{ a, b []byte }
 
 // frameEnd is where, in the bytes written on a link, the frames of its
 // session's messages up to n end.
