@@ -164,7 +164,7 @@ func ackAll(nc net.Conn) int64 {
 				case "chunk":
 					ans = appendMapHeader(ans, 1)
 					ans = appendStr(ans, "ack")
-					ans = appendStr(ans, string(v.b))
+					ans = appendStr(ans, v.b)
 				case "size":
 					n += v.i
 				}
