@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,7 @@ type fakeOptions struct {
 	crashPause  time.Duration // before listening again
 	answer      []byte        // if set, sent instead of the first ack
 	silentFirst bool          // acknowledge nothing on the first connection
+	tls         *tls.Config   // if set, serve over TLS
 
 	// sharedKey, if set, makes each connection start with the handshake;
 	// users, if not nil, makes it ask for a user and password too.
@@ -66,7 +68,7 @@ type fakeOptions struct {
 
 func newFakeServer(t testing.TB, key string, opt fakeOptions) *fakeServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := listenFake("127.0.0.1:0", opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +77,24 @@ func newFakeServer(t testing.TB, key string, opt fakeOptions) *fakeServer {
 	s.wg.Go(func() { s.accept(ln) })
 	t.Cleanup(s.close)
 	return s
+}
+
+// listenFake listens on addr, over TLS if opt says.
+func listenFake(addr string, opt fakeOptions) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil || opt.tls == nil {
+		return ln, err
+	}
+	return tls.NewListener(ln, opt.tls), nil
+}
+
+// tcpOf returns the TCP connection beneath nc, or nil.
+func tcpOf(nc net.Conn) *net.TCPConn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	tcp, _ := nc.(*net.TCPConn)
+	return tcp
 }
 
 func (s *fakeServer) accept(ln net.Listener) {
@@ -287,8 +307,10 @@ func (s *fakeServer) crash(cur net.Conn) {
 	s.crashes++
 	s.ln.Close()
 	for nc := range s.conns {
-		if tc, ok := nc.(*net.TCPConn); ok {
+		if tc := tcpOf(nc); tc != nil {
 			tc.SetLinger(0)
+			tc.Close() // a TLS close would send close_notify first
+			continue
 		}
 		nc.Close()
 	}
@@ -300,7 +322,7 @@ func (s *fakeServer) crash(cur net.Conn) {
 		if s.closed {
 			return
 		}
-		ln, err := net.Listen("tcp", s.addr)
+		ln, err := listenFake(s.addr, s.opt)
 		if err != nil {
 			s.bad = append(s.bad, fmt.Errorf("listening again: %w", err))
 			return

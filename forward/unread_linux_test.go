@@ -11,7 +11,7 @@ import (
 // waiting; exact reports whether the freeze held, so that nothing more
 // was acknowledged meanwhile.
 func unreadNow(nc net.Conn) (b []byte, exact bool) {
-	tc, ok := nc.(*net.TCPConn)
+	tc, ok := nc.(*net.TCPConn) // under TLS the bytes are records: not counted
 	if !ok {
 		return nil, false
 	}
