@@ -16,7 +16,7 @@ import (
 // Default values of the Dialer fields.
 const (
 	defaultKey          = "message"
-	defaultWindow       = 8192
+	defaultWindow       = 32768
 	defaultBatchRecords = 1024
 	defaultMaxRecord    = 1 << 20
 	defaultAckTimeout   = 30 * time.Second
@@ -51,8 +51,11 @@ type Dialer struct {
 	// Window is the most records sent that may wait for their acks at a
 	// time; the others wait in the Conn until acks come. Writes go on
 	// meanwhile until the ReplayBuffer is full, and then wait as with
-	// reconn's Async. If zero, the default is 8192. A negative Window
-	// fails DialContext.
+	// reconn's Async. If zero, the default is 32768: with a round trip of
+	// 2 ms, about 2.3 million records of 100 bytes a second here, where
+	// 8192 allow 1.4 million (records of that size fill the default
+	// ReplayBuffer about when the default Window is reached, so the two
+	// bound alike). A negative Window fails DialContext.
 	Window int
 
 	// BatchRecords is the most records in one request (PackedForward).
