@@ -30,8 +30,9 @@
 // Tested against real servers: the OpenTelemetry Collector's
 // fluentforwardreceiver (v0.165.1), in the separate module
 // internal/forwardinterop, which streams through a receiver restarted
-// mid-stream. Fluentd, Fluent Bit and Vector have not been run against
-// it yet.
+// mid-stream, and carries zap's entries there. Fluentd, Fluent Bit and
+// Vector have not been run against it: none is among the packages the
+// test machines install from.
 //
 // Dialer.Compress sends CompressedPackedForward requests (gzip), which the
 // Collector's receiver takes as well. Dialer.DisableAcks sends requests
