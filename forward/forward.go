@@ -262,9 +262,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 		text = text[:k-1]
 	}
 	bp := c.buf()
-	e := c.appendHead(*bp, time.Now(), 1)
-	e = append(e, c.key...)
-	e = appendStr(e, text)
+	e := c.appendLine(*bp, time.Now(), text)
 	_, err := c.rc.Write(e)
 	*bp = e
 	c.bufs.Put(bp)
@@ -282,14 +280,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 // for any other type, and otherwise as Write.
 func (c *Conn) WriteRecord(t time.Time, fields map[string]any) error {
 	bp := c.buf()
-	e := c.appendHead(*bp, t, len(fields))
-	var err error
-	for k, v := range fields {
-		e = appendStr(e, k)
-		if e, err = appendValue(e, v, 1); err != nil {
-			break
-		}
-	}
+	e, err := c.appendRecord(*bp, t, fields)
 	if err == nil {
 		_, err = c.rc.Write(e)
 	}
@@ -298,7 +289,28 @@ func (c *Conn) WriteRecord(t time.Time, fields map[string]any) error {
 	return err
 }
 
-// appendHead appends the start of an entry, [time, {, with n fields.
+// appendLine replaces b with the entry of a Write: [t, {Key: text}].
+func (c *Conn) appendLine(b []byte, t time.Time, text []byte) []byte {
+	b = c.appendHead(b, t, 1)
+	b = append(b, c.key...)
+	return appendStr(b, text)
+}
+
+// appendRecord replaces b with the entry of WriteRecord: [t, fields].
+func (c *Conn) appendRecord(b []byte, t time.Time, fields map[string]any) ([]byte, error) {
+	b = c.appendHead(b, t, len(fields))
+	var err error
+	for k, v := range fields {
+		b = appendStr(b, k)
+		if b, err = appendValue(b, v, 1); err != nil {
+			break
+		}
+	}
+	return b, err
+}
+
+// appendHead replaces b with the start of an entry, [time, {, with n
+// fields.
 func (c *Conn) appendHead(b []byte, t time.Time, n int) []byte {
 	b = append(b[:0], 0x92)
 	if c.intTime {
