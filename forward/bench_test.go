@@ -90,7 +90,7 @@ func timeForward(b *testing.B, delay time.Duration, records int, msg []byte, d *
 // serveOne hands the first connection to a free port of 127.0.0.1 to
 // serve, and returns the address to dial, through a delay line if delay
 // is not zero; wait stops listening and waits for serve to return.
-func serveOne(b *testing.B, delay time.Duration, serve func(net.Conn)) (addr string, wait func()) {
+func serveOne(b testing.TB, delay time.Duration, serve func(net.Conn)) (addr string, wait func()) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -155,22 +154,9 @@ var fixedTime = time.Unix(1700000000, 123456789)
 func TestWriteAllocs(t *testing.T) {
 	short.Skip(t, "a measurement of allocations")
 	for _, compress := range []bool{false, true} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer nc.Close()
-			ackAll(nc)
-		})
-		defer wg.Wait()
-		defer ln.Close()
-		c, err := (&Dialer{Compress: compress}).Dial("tcp", ln.Addr().String())
+		addr, wait := serveOne(t, 0, func(nc net.Conn) { ackAll(nc) })
+		defer wait()
+		c, err := (&Dialer{Compress: compress}).Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
