@@ -8,9 +8,17 @@ import (
 
 // preallocate allocates size bytes of disk for f (fallocate(2)), so that
 // a full disk shows here, as ENOSPC, rather than as SIGBUS when a page of
-// the mapping is first written.
+// the mapping is first written. A signal can interrupt fallocate (EINTR:
+// the runtime's preemption signal did, in an emulated guest where it runs
+// long); it is then called again, which allocates what is left, since
+// blocks already allocated stay as they are.
 func preallocate(f *os.File, size int64) error {
-	return unix.Fallocate(int(f.Fd()), 0, 0, size)
+	for {
+		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // lockFile takes an exclusive lock on f that another open file, in this
