@@ -184,10 +184,7 @@ func (l *link) sentNow() int64 {
 	if l.sess != nil {
 		return l.sessN
 	}
-	if l.cc != nil {
-		return l.cc.n.Load()
-	}
-	return l.sent
+	return l.wire()
 }
 
 // wire is the number of bytes written on the socket by reconn, under TLS
