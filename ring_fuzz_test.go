@@ -247,33 +247,45 @@ func compare(t *testing.T, step int, what string, r *ring, m *ringModel) {
 	}
 	for i, msg := range m.msgs {
 		a, b := r.message(i)
-		if got := append(append([]byte(nil), a...), b...); !bytes.Equal(got, msg.data) {
-			fail("message %d = % x; want % x", i, got, msg.data)
+		if len(a)+len(b) != len(msg.data) || !bytes.Equal(a, msg.data[:len(a)]) || !bytes.Equal(b, msg.data[len(a):]) {
+			fail("message %d = % x % x; want % x", i, a, b, msg.data)
 		}
 		if le := r.at(i).linkEnd; le != msg.linkEnd {
 			fail("message %d linkEnd %d; want %d", i, le, msg.linkEnd)
 		}
 	}
-	var want []byte
-	off := m.start
-	for _, msg := range m.msgs {
-		for _, c := range msg.data {
-			if off >= m.sent {
-				want = append(want, c)
-			}
-			off++
-		}
+	// The unsent bytes: the model's, message by message from the one
+	// holding offset sent, against the ring's spans.
+	i, off := 0, m.start
+	for i < len(m.msgs) && m.msgs[i].end <= m.sent {
+		off = m.msgs[i].end
+		i++
 	}
-	var got []byte
+	var want []byte
+	if i < len(m.msgs) {
+		want = m.msgs[i].data[m.sent-off:]
+	}
 	for o := r.sent; o < r.end; {
 		s := r.span(o, math.MaxInt)
 		if len(s) == 0 {
 			fail("no bytes at stream offset %d below end %d", o, r.end)
 		}
-		got = append(got, s...)
-		o += int64(len(s))
+		for len(s) > 0 {
+			for len(want) == 0 && i+1 < len(m.msgs) {
+				i++
+				want = m.msgs[i].data
+			}
+			n := min(len(s), len(want))
+			if n == 0 {
+				fail("ring holds unsent bytes past the model's end %d", m.end())
+			}
+			if !bytes.Equal(s[:n], want[:n]) {
+				fail("unsent bytes at stream offset %d differ", o)
+			}
+			s, want, o = s[n:], want[n:], o+int64(n)
+		}
 	}
-	if !bytes.Equal(got, want) {
-		fail("unsent bytes differ: %d bytes, want %d", len(got), len(want))
+	if len(want) > 0 || i+1 < len(m.msgs) {
+		fail("ring's unsent bytes end at %d; model's at %d", r.end, m.end())
 	}
 }
