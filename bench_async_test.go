@@ -40,7 +40,7 @@ func benchAsync(b *testing.B, size, writers int) {
 		d := &reconn.Dialer{Async: true}
 		return d.Dial("tcp", s.addr().String())
 	}
-	tPlain, tAsync, ratio := pairRounds(b, s, size, writers, b.N/min(b.N, ratioRounds), plain, async)
+	tPlain, tAsync, ratio := pairRounds(b, s, size, writers, b.N/min(b.N, ratioRounds), 0, plain, async)
 	n := float64(b.N)
 	b.ReportMetric(float64(tAsync.Nanoseconds())/n, "ns/op")
 	b.ReportMetric(float64(tPlain.Nanoseconds())/n, "plain-ns/op")
@@ -52,8 +52,12 @@ func benchAsync(b *testing.B, size, writers int) {
 // against plain TCP, each Conn writing 200,000 messages of 100 bytes and
 // closing, with each of SpoolSync's choices: never (the default), every
 // 100 ms, and at each Write (2,000 messages a Conn: its rate is the
-// disk's); never-2M writes 2,000,000 messages a Conn, so that segments go
-// round as spares in one mapping, as in a long-lived Conn. It reports the
+// disk's); never-2M writes 2,000,000 messages a Conn, as a long-lived
+// Conn does, and never-2M-paced does too with the writer held to 1 MiB
+// ahead of what the server has read, in both Conns: a server that keeps
+// up, so that the spool's segments go round as spares in their mappings
+// (without pacing, the writer outruns delivery and the spool grows into
+// new segments, each mapped afresh). It reports the
 // spooling Conn's time per message as ns/op, the other's as
 // memory-ns/op, and the median of the rounds' ratios as x-memory.
 //
@@ -66,7 +70,14 @@ func BenchmarkSpoolRatio(b *testing.B) {
 		name    string
 		d       time.Duration
 		perConn int
-	}{{"never", 0, 200000}, {"never-2M", 0, 2000000}, {"100ms", 100 * time.Millisecond, 200000}, {"each", -1, 2000}} {
+		lead    int64
+	}{
+		{"never", 0, 200000, 0},
+		{"never-2M", 0, 2000000, 0},
+		{"never-2M-paced", 0, 2000000, 1 << 20},
+		{"100ms", 100 * time.Millisecond, 200000, 0},
+		{"each", -1, 2000, 0},
+	} {
 		b.Run("sync="+sync.name, func(b *testing.B) {
 			s := newTestServer(b, serverOptions{})
 			dir := b.TempDir()
@@ -78,7 +89,7 @@ func BenchmarkSpoolRatio(b *testing.B) {
 				d := &reconn.Dialer{SpoolDir: dir, SpoolSync: sync.d}
 				return d.Dial("tcp", s.addr().String())
 			}
-			tMemory, tSpool, ratio := pairRounds(b, s, 100, 1, sync.perConn, memory, spooled)
+			tMemory, tSpool, ratio := pairRounds(b, s, 100, 1, sync.perConn, sync.lead, memory, spooled)
 			n := float64(b.N)
 			b.ReportMetric(float64(tSpool.Nanoseconds())/n, "ns/op")
 			b.ReportMetric(float64(tMemory.Nanoseconds())/n, "memory-ns/op")
@@ -91,9 +102,11 @@ func BenchmarkSpoolRatio(b *testing.B) {
 // goroutines, to connections from two dialers in turn, in rounds of
 // about perConn messages that alternate the order: each round dials
 // afresh, writes its share, closes, and waits until the server s has read
-// every byte. It returns each dialer's total time and the median of the
-// rounds' ratios of the second's time to the first's.
-func pairRounds(b *testing.B, s *testServer, size, writers, perConn int, first, second func() (net.Conn, error)) (t1, t2 time.Duration, ratio float64) {
+// every byte. With lead above 0 (and one writer), the writer waits before
+// each Write while it would be more than lead bytes ahead of what the
+// server has read. It returns each dialer's total time and the median of
+// the rounds' ratios of the second's time to the first's.
+func pairRounds(b *testing.B, s *testServer, size, writers, perConn int, lead int64, first, second func() (net.Conn, error)) (t1, t2 time.Duration, ratio float64) {
 	msg := benchMessage(size)
 	var ratios []float64
 	delivered := int64(0)
@@ -112,7 +125,12 @@ func pairRounds(b *testing.B, s *testServer, size, writers, perConn int, first, 
 				share++
 			}
 			wg.Go(func() {
+				ahead := delivered - int64(n*size) // what the server read before this round
 				for range share {
+					ahead += int64(size)
+					for lead > 0 && ahead-s.bytes.Load() > lead {
+						<-s.more // a token after each read of the server
+					}
 					if _, err := c.Write(msg); err != nil {
 						errs <- err
 						return
