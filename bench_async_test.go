@@ -116,6 +116,8 @@ func pairRounds(b *testing.B, s *testServer, size, writers, perConn int, lead in
 			b.Fatal(err)
 		}
 		delivered += int64(n * size)
+		stalled := time.NewTimer(time.Minute) // bounds the round's paced waits
+		defer stalled.Stop()
 		start := time.Now()
 		var wg sync.WaitGroup
 		errs := make(chan error, writers)
@@ -125,11 +127,18 @@ func pairRounds(b *testing.B, s *testServer, size, writers, perConn int, lead in
 				share++
 			}
 			wg.Go(func() {
-				ahead := delivered - int64(n*size) // what the server read before this round
+				// The server's count once it has read this writer's
+				// Writes so far: earlier rounds were all read.
+				wrote := delivered - int64(n*size)
 				for range share {
-					ahead += int64(size)
-					for lead > 0 && ahead-s.bytes.Load() > lead {
-						<-s.more // a token after each read of the server
+					wrote += int64(size)
+					for lead > 0 && wrote-s.bytes.Load() > lead {
+						select {
+						case <-s.more: // a token after each read of the server
+						case <-stalled.C:
+							errs <- fmt.Errorf("the server read %d of %d bytes in a minute", s.bytes.Load(), wrote-lead)
+							return
+						}
 					}
 					if _, err := c.Write(msg); err != nil {
 						errs <- err
